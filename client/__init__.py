@@ -1,0 +1,5 @@
+"""Python SDK for the Trainyard API (httpx). Imports nothing from the server packages."""
+
+from client.sdk import ApiError, Client
+
+__all__ = ["ApiError", "Client"]

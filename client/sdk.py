@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        error = body.get("error", {}) if isinstance(body, dict) else {}
+        super().__init__(f"{status} {error.get('code')}: {error.get('message')}")
+        self.status = status
+        self.code = error.get("code")
+        self.details = error.get("details")
+
+
+class Client:
+    """`Client("http://127.0.0.1:8000", "ty_...")`: upload, train, wait, predict."""
+
+    def __init__(self, base_url: str, api_key: str, timeout: float = 60.0) -> None:
+        self.http = httpx.Client(
+            base_url=base_url, headers={"Authorization": f"Bearer {api_key}"}, timeout=timeout
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _json(self, response: httpx.Response) -> Any:
+        body = response.json()
+        if response.is_error:
+            raise ApiError(response.status_code, body)
+        return body
+
+    def upload_dataset(
+        self, data: bytes | Path, filename: str = "data.csv", name: str | None = None
+    ) -> dict:
+        if isinstance(data, Path):
+            filename, data = data.name, data.read_bytes()
+        fields = {"name": name} if name else None
+        files = {"file": (filename, data, "application/octet-stream")}
+        return self._json(self.http.post("/v1/datasets", files=files, data=fields))
+
+    def create_job(self, dataset_id: str, spec: dict[str, Any]) -> dict:
+        return self._json(self.http.post("/v1/jobs", json={"dataset_id": dataset_id, "spec": spec}))
+
+    def get_job(self, job_id: str) -> dict:
+        return self._json(self.http.get(f"/v1/jobs/{job_id}"))
+
+    def job_metrics(self, job_id: str) -> dict:
+        return self._json(self.http.get(f"/v1/jobs/{job_id}/metrics"))
+
+    def cancel_job(self, job_id: str) -> dict:
+        return self._json(self.http.post(f"/v1/jobs/{job_id}/cancel"))
+
+    def wait_for_job(self, job_id: str, timeout: float = 600.0, poll: float = 0.1) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.get_job(job_id)
+            if job["status"] in FINISHED:
+                return job
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {job['status']} after {timeout} s")
+            time.sleep(poll)
+
+    def predict(self, model_id: str, instances: list[dict[str, Any]]) -> list[dict]:
+        response = self.http.post(f"/v1/models/{model_id}/predict", json={"instances": instances})
+        return self._json(response)["predictions"]

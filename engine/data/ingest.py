@@ -1,0 +1,112 @@
+"""Raw upload -> canonical Parquet, one record batch at a time so memory stays bounded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO, Literal
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pyarrow.types as pat
+
+from engine.errors import DataError
+
+SourceFormat = Literal["csv", "parquet"]
+PARQUET_MAGIC = b"PAR1"
+CSV_BLOCK_BYTES = 4 << 20
+
+
+@dataclass
+class ColumnSummary:
+    name: str
+    type: str  # numeric | boolean | categorical | datetime
+    dtype: str
+    missing: int = 0
+
+
+@dataclass
+class TableSummary:
+    rows: int
+    columns: list[ColumnSummary] = field(default_factory=list)
+
+
+def logical_type(dtype: pa.DataType) -> str:
+    if pat.is_boolean(dtype):
+        return "boolean"
+    if pat.is_integer(dtype) or pat.is_floating(dtype) or pat.is_decimal(dtype):
+        return "numeric"
+    if pat.is_temporal(dtype):
+        return "datetime"
+    return "categorical"
+
+
+def detect_format(head: bytes, filename: str | None) -> SourceFormat:
+    if head.startswith(PARQUET_MAGIC):
+        return "parquet"
+    if filename and filename.lower().endswith((".parquet", ".pq")):
+        raise DataError("file is named .parquet but is not a Parquet file")
+    return "csv"
+
+
+def _csv_batches(source: BinaryIO) -> Iterator[pa.RecordBatch]:
+    try:
+        reader = pacsv.open_csv(
+            source,
+            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+            # An empty cell is a missing value in a text column too, not the category "".
+            convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
+        )
+        yield from reader
+    except pa.ArrowInvalid as exc:
+        raise DataError(f"cannot parse CSV: {exc}") from exc
+
+
+def _parquet_batches(source: BinaryIO) -> Iterator[pa.RecordBatch]:
+    try:
+        yield from pq.ParquetFile(source).iter_batches()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"cannot read Parquet: {exc}") from exc
+
+
+def convert_to_parquet(source: BinaryIO, fmt: SourceFormat, sink: BinaryIO) -> TableSummary:
+    """Stream `source` into `sink` as Parquet and summarise its columns on the way."""
+    batches = _csv_batches(source) if fmt == "csv" else _parquet_batches(source)
+    writer: pq.ParquetWriter | None = None
+    rows = 0
+    missing: list[int] = []
+    try:
+        for batch in batches:
+            if writer is None:
+                _check_column_names(batch.schema)
+                writer = pq.ParquetWriter(sink, batch.schema)
+                missing = [0] * batch.num_columns
+            writer.write_batch(batch)
+            rows += batch.num_rows
+            for i, column in enumerate(batch.columns):
+                missing[i] += column.null_count
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None or rows == 0:
+        raise DataError("the file has no data rows")
+    schema = writer.schema
+    return TableSummary(
+        rows=rows,
+        columns=[
+            ColumnSummary(f.name, logical_type(f.type), str(f.type), missing[i])
+            for i, f in enumerate(schema)
+        ],
+    )
+
+
+def _check_column_names(schema: pa.Schema) -> None:
+    names = schema.names
+    if any(not n.strip() for n in names):
+        raise DataError("a column has an empty name in the header")
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise DataError(f"column {name!r} appears twice in the header")
+        seen.add(name)

@@ -1,0 +1,42 @@
+"""The FastAPI application: resources on app.state, one router per domain."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from service.core.database import create_db_engine, create_session_factory
+from service.core.errors import install_error_handlers
+from service.core.queue import JobQueue, create_celery
+from service.core.settings import Settings, load_settings
+from service.core.store import Store
+from service.datasets.router import router as datasets_router
+from service.health.router import router as health_router
+from service.jobs.router import router as jobs_router
+from service.models.cache import ModelCache
+from service.models.router import router as models_router
+
+API_VERSION = "0.1.0"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    app = FastAPI(
+        title="Trainyard",
+        version=API_VERSION,
+        description="Train and serve deep-learning models over HTTP.",
+    )
+    engine = create_db_engine(settings.effective_database_url)
+    store = Store(settings.effective_store_url)
+    app.state.settings = settings
+    app.state.db_engine = engine
+    app.state.session_factory = create_session_factory(engine)
+    app.state.store = store
+    app.state.queue = JobQueue(create_celery(settings))
+    app.state.model_cache = ModelCache(store)
+
+    install_error_handlers(app)
+    app.include_router(health_router)
+    app.include_router(datasets_router)
+    app.include_router(jobs_router)
+    app.include_router(models_router)
+    return app

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.auth.tables import ApiKey, Project
+
+
+def get_active_key(session: Session, secret_hash: str) -> ApiKey | None:
+    return session.scalar(
+        select(ApiKey).where(ApiKey.secret_hash == secret_hash, ApiKey.revoked_at.is_(None))
+    )
+
+
+def get_key_by_hash(session: Session, secret_hash: str) -> ApiKey | None:
+    return session.scalar(select(ApiKey).where(ApiKey.secret_hash == secret_hash))
+
+
+def get_project(session: Session, project_id: str) -> Project | None:
+    return session.get(Project, project_id)
+
+
+def first_project(session: Session) -> Project | None:
+    return session.scalar(select(Project).order_by(Project.created_at).limit(1))
+
+
+def add_project(session: Session, name: str) -> Project:
+    project = Project(name=name)
+    session.add(project)
+    session.flush()
+    return project
+
+
+def add_key(session: Session, project: Project, name: str, prefix: str, secret_hash: str) -> ApiKey:
+    key = ApiKey(project_id=project.id, name=name, prefix=prefix, secret_hash=secret_hash)
+    session.add(key)
+    session.flush()
+    return key

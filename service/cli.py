@@ -1,0 +1,173 @@
+"""`trainyard`: run the embedded service, the API or a worker; migrate; write the OpenAPI file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from service.core.settings import Settings, load_settings
+
+cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console(stderr=True)
+OPENAPI_PATH = Path("openapi/openapi.json")
+STOP_GRACE_SECONDS = 20
+
+
+def prepare(settings: Settings) -> str:
+    """Create the data folder, migrate the database and make sure an API key exists."""
+    from service.auth.service import ensure_bootstrap_key
+    from service.core.database import create_db_engine, create_session_factory, transaction
+    from service.core.migrate import upgrade_database
+
+    settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade_database(settings.effective_database_url)
+    key_file = settings.resolved_data_dir / "api_key"
+    secret = settings.bootstrap_key
+    if secret is None and key_file.exists():
+        secret = key_file.read_text().strip() or None
+    engine = create_db_engine(settings.effective_database_url)
+    with transaction(create_session_factory(engine)) as session:
+        secret = ensure_bootstrap_key(session, secret)
+    engine.dispose()
+    if not settings.bootstrap_key:
+        key_file.write_text(secret + "\n")
+        key_file.chmod(0o600)
+    return secret
+
+
+@cli.command()
+def run() -> None:
+    """Serve the API and one worker on the embedded default (SQLite, local store, no broker
+    server). Ctrl-C stops both."""
+    settings = load_settings()
+    secret = prepare(settings)
+    env = {**os.environ, "TRAINYARD_DATA_DIR": str(settings.resolved_data_dir)}
+    children = {
+        "api": [sys.executable, "-m", "service.cli", "api", "--no-migrate"],
+        "worker": [sys.executable, "-m", "service.cli", "worker"],
+    }
+    # Own process groups: Ctrl-C reaches this process, which stops the children in order.
+    procs = {
+        name: subprocess.Popen(argv, env=env, start_new_session=True)
+        for name, argv in children.items()
+    }
+    console.print(f"Trainyard is running at [bold]http://{settings.host}:{settings.port}[/bold]")
+    console.print(f"API key: [bold]{secret}[/bold]")
+    console.print(f"Data: {settings.resolved_data_dir}   (Ctrl-C to stop)")
+
+    stopping = False
+
+    def request_stop(signum, _frame) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    exit_code = 0
+    while not stopping:
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                console.print(f"[red]{name} exited with code {proc.returncode}; stopping[/red]")
+                exit_code, stopping = 1, True
+        time.sleep(0.2)
+    if not stop_processes(list(procs.values())):
+        exit_code = 1
+    raise typer.Exit(exit_code)
+
+
+def stop_processes(procs: list[subprocess.Popen]) -> bool:
+    """SIGTERM, then SIGKILL after a grace period; False if one had to be killed."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    clean = True
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            console.print(f"[red]{proc.args[3]} did not stop in time; killed[/red]")
+            proc.kill()
+            proc.wait()
+            clean = False
+    return clean
+
+
+@cli.command()
+def api(
+    migrate: Annotated[bool, typer.Option(help="Run `alembic upgrade head` first.")] = True,
+) -> None:
+    """Serve the HTTP API (one process)."""
+    import uvicorn
+
+    settings = load_settings()
+    if migrate:
+        prepare(settings)
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        timeout_graceful_shutdown=10,
+    )
+
+
+@cli.command()
+def worker(
+    queues: Annotated[str | None, typer.Option(help="Comma-separated queues, e.g. gpu,cpu")] = None,
+) -> None:
+    """Run a Celery worker that trains jobs from the given queues, one at a time."""
+    settings = load_settings()
+    argv = [
+        sys.executable, "-m", "celery", "-A", "workers.app:celery_app", "worker",
+        "--pool=solo", "--loglevel=INFO",
+        "--queues", queues or settings.worker_queues,
+        "--hostname", f"trainyard-{os.getpid()}@%h",
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ]  # fmt: skip
+    os.execv(sys.executable, argv)
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply every database migration (`alembic upgrade head`)."""
+    from service.core.migrate import upgrade_database
+
+    settings = load_settings()
+    settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade_database(settings.effective_database_url)
+
+
+def openapi_document() -> dict:
+    import tempfile
+
+    from service.app import create_app
+
+    with tempfile.TemporaryDirectory() as scratch:
+        return create_app(Settings(data_dir=Path(scratch))).openapi()
+
+
+@cli.command()
+def openapi(path: Path = OPENAPI_PATH) -> None:
+    """Write the OpenAPI document generated from the app."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(openapi_document(), indent=2, sort_keys=True) + "\n")
+    console.print(f"wrote {path}")
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Request-scoped dependencies: a route's signature reads as its needs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from service.core.queue import JobQueue
+from service.core.settings import Settings
+from service.core.store import Store
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One session per request, committed when the route returns, then the after-commit
+    actions run (enqueueing), so a worker never reads a row that is not there yet."""
+    with request.app.state.session_factory() as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        for action in session.info.pop("after_commit", []):
+            action()
+
+
+def after_commit(session: Session, action: Callable[[], None]) -> None:
+    session.info.setdefault("after_commit", []).append(action)
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_store(request: Request) -> Store:
+    return request.app.state.store
+
+
+def get_queue(request: Request) -> JobQueue:
+    return request.app.state.queue
+
+
+# scope="function": commit before the response is sent, so a client that reads right after a
+# write sees it.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[Store, Depends(get_store)]
+QueueDep = Annotated[JobQueue, Depends(get_queue)]

@@ -1,0 +1,101 @@
+"""One error hierarchy for the service, turned into `{"error": {...}}` by one set of handlers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class TrainyardError(Exception):
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        self.details = details
+
+
+class InvalidInput(TrainyardError):
+    status_code = 422
+    code = "invalid_input"
+
+
+class Unauthorized(TrainyardError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class NotFound(TrainyardError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(TrainyardError):
+    status_code = 409
+    code = "conflict"
+
+
+class TooLarge(TrainyardError):
+    status_code = 413
+    code = "too_large"
+
+
+class Unavailable(TrainyardError):
+    status_code = 503
+    code = "unavailable"
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def _field_path(loc: tuple | list) -> str:
+    """`("body", "spec", "training", "optimizer")` -> `spec.training.optimizer`."""
+    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "body"
+
+
+def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    details = []
+    for err in errors:
+        item = {"field": _field_path(err.get("loc", ())), "reason": err.get("msg", "")}
+        ctx = err.get("ctx") or {}
+        if "expected" in ctx:
+            item["allowed"] = ctx["expected"]
+        details.append(item)
+    return details
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(TrainyardError)
+    async def _trainyard_error(_: Request, exc: TrainyardError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.details), exc.status_code, headers=headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = validation_details(list(exc.errors()))
+        first = details[0] if details else {"field": "body", "reason": "invalid"}
+        message = f"{first['field']}: {first['reason']}"
+        return JSONResponse(error_body("invalid_input", message, details), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
+        code = codes.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)

@@ -1,0 +1,71 @@
+"""The Celery side the service needs: one configuration for producer and workers, and
+`JobQueue`, which sends wake-ups by task name (the service never imports worker code).
+
+The database is the source of truth for jobs; a message only says "look at job X".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from service.core.settings import Settings
+
+TRAIN_JOB_TASK = "trainyard.train_job"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    transport_options: dict[str, Any] = {}
+    if settings.uses_embedded_broker:
+        queue_folder = settings.broker_folder / "queue"
+        control_folder = settings.broker_folder / "control"
+        for path in (queue_folder, control_folder):
+            path.mkdir(parents=True, exist_ok=True)
+        # One folder for both directions: producer and consumer share this machine.
+        transport_options = {
+            "data_folder_in": str(queue_folder),
+            "data_folder_out": str(queue_folder),
+            "control_folder": str(control_folder),
+            "store_processed": False,
+            # The folder is polled; the default (1 s) would add up to a second per job.
+            "polling_interval": 0.2,
+        }
+    elif settings.broker_key_prefix:
+        transport_options["global_keyprefix"] = settings.broker_key_prefix
+    return {
+        "broker_url": settings.effective_broker_url,
+        "broker_transport_options": transport_options,
+        "broker_connection_retry_on_startup": True,
+        # JSON only: a message can never carry code to run.
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        "task_ignore_result": True,
+        "result_backend": None,
+        "task_default_queue": settings.default_queue,
+        # A message is acknowledged after its task returns, and a worker takes one at a time.
+        "task_acks_late": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_hijack_root_logger": False,
+        "worker_enable_remote_control": not settings.uses_embedded_broker,
+        "worker_send_task_events": False,
+    }
+
+
+def create_celery(settings: Settings) -> Celery:
+    app = Celery("trainyard", set_as_current=False)
+    app.conf.update(celery_config(settings))
+    return app
+
+
+class JobQueue:
+    def __init__(self, celery: Celery) -> None:
+        self.celery = celery
+
+    def enqueue_training(self, job_id: str, queue: str) -> None:
+        self.celery.send_task(TRAIN_JOB_TASK, args=[job_id], queue=queue)
+
+    def ping(self) -> None:
+        with self.celery.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=2)

@@ -1,0 +1,70 @@
+"""One settings object for the service and the workers, read once from `TRAINYARD_*`."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRAINYARD_", extra="ignore")
+
+    # Embedded default: everything lives under data_dir, no servers needed.
+    data_dir: Path = Path("var")
+    database_url: str | None = None
+    broker_url: str | None = None
+    store_url: str | None = None
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    bootstrap_key: str | None = None
+
+    # Queues: jobs that ask for CUDA go to `gpu`, the rest to `default_queue`.
+    default_queue: str = "cpu"
+    worker_queues: str = "cpu,gpu"
+    # Lets test runs share one Redis without reading each other's messages.
+    broker_key_prefix: str = ""
+
+    # A worker renews its lease every lease_seconds / 3; a lease that lapses means the
+    # worker is gone and the job may be claimed again.
+    lease_seconds: int = Field(default=60, ge=3)
+    max_attempts: int = Field(default=3, ge=1)
+
+    max_upload_mb: int = Field(default=1024, ge=1)
+    max_epochs: int = Field(default=1000, ge=1)
+    max_predict_rows: int = Field(default=100_000, ge=1)
+    page_size_max: int = 200
+
+    @cached_property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.resolved_data_dir / 'trainyard.sqlite'}"
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    @property
+    def effective_store_url(self) -> str:
+        return self.store_url or (self.resolved_data_dir / "store").as_uri()
+
+    @property
+    def broker_folder(self) -> Path:
+        """Where the serverless (filesystem) broker keeps its messages."""
+        return self.resolved_data_dir / "broker"
+
+    @property
+    def uses_embedded_broker(self) -> bool:
+        return self.effective_broker_url.startswith("filesystem://")
+
+
+def load_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from service.auth.dependencies import CurrentProject
+from service.core.deps import SessionDep, SettingsDep, StoreDep
+from service.core.schemas import Page, error_responses
+from service.datasets import service
+from service.datasets.schemas import DatasetOut
+from service.datasets.upload import UPLOAD_OPENAPI
+
+# Every route here needs a key and validates its input.
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=error_responses(401, 422))
+
+Limit = Annotated[int, Query(ge=1, le=200)]
+Offset = Annotated[int, Query(ge=0)]
+
+
+@router.post(
+    "",
+    status_code=201,
+    operation_id="upload_dataset",
+    openapi_extra=UPLOAD_OPENAPI,
+    responses=error_responses(413),
+)
+async def upload_dataset(
+    request: Request,
+    project: CurrentProject,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+) -> DatasetOut:
+    """Upload a CSV or Parquet file (multipart field `file`); it is streamed to the store."""
+    dataset = await service.upload_dataset(request, session, store, settings, project)
+    return DatasetOut.model_validate(dataset)
+
+
+@router.get("", operation_id="list_datasets")
+def list_datasets(
+    project: CurrentProject, session: SessionDep, limit: Limit = 50, offset: Offset = 0
+) -> Page[DatasetOut]:
+    return service.list_datasets(session, project, limit, offset)
+
+
+@router.get("/{dataset_id}", operation_id="get_dataset", responses=error_responses(404))
+def get_dataset(dataset_id: str, project: CurrentProject, session: SessionDep) -> DatasetOut:
+    return DatasetOut.model_validate(service.get_dataset(session, project, dataset_id))

@@ -1,0 +1,171 @@
+"""Running a training job on a worker: claim it, keep the lease alive, train, record.
+
+The worker task calls `run_training_job`; everything it writes is fenced by the lease token,
+so a duplicate delivery does nothing and a worker that lost its lease changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.errors import EngineError, TrainingCancelled
+from engine.spec import Spec
+from engine.training.recipe import train_on_table
+from engine.training.trainer import EpochReport
+from service.core.database import new_id, transaction
+from service.core.queue import JobQueue
+from service.core.settings import Settings
+from service.core.store import Store
+from service.datasets.service import read_table
+from service.datasets.tables import Dataset
+from service.jobs import repository
+from service.jobs.tables import CANCELLED, FAILED, SUCCEEDED
+from service.models import repository as model_repository
+from service.models.tables import Model, model_file_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobResources:
+    session_factory: sessionmaker[Session]
+    store: Store
+    settings: Settings
+    worker_id: str
+    queue: JobQueue
+    # Set when the worker is asked to stop: the running job is handed back, not failed.
+    shutdown: threading.Event = field(default_factory=threading.Event)
+
+
+class LeaseKeeper(threading.Thread):
+    """Renews the job's lease in the background and notices cancel requests, so the
+    training loop only ever reads two flags."""
+
+    def __init__(self, resources: JobResources, job_id: str, token: str) -> None:
+        super().__init__(name=f"lease-{job_id}", daemon=True)
+        self.resources = resources
+        self.job_id = job_id
+        self.token = token
+        self.interval = resources.settings.lease_seconds / 3
+        self.cancel_requested = False
+        self.lost = False
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopped.wait(self.interval):
+            try:
+                with transaction(self.resources.session_factory) as session:
+                    held = repository.renew_lease(
+                        session, self.job_id, self.token, self.resources.settings.lease_seconds
+                    )
+                    self.cancel_requested = repository.is_cancel_requested(session, self.job_id)
+                if not held:
+                    self.lost = True
+                    return
+            except Exception:
+                # A database blip: try again next beat; the lease outlives a few misses.
+                log.warning("lease renewal for %s failed", self.job_id, exc_info=True)
+
+    def should_stop(self) -> bool:
+        return self.cancel_requested or self.lost or self.resources.shutdown.is_set()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+
+def run_training_job(resources: JobResources, job_id: str) -> str:
+    """Train job `job_id` if this worker can claim it; returns what happened."""
+    settings = resources.settings
+    with transaction(resources.session_factory) as session:
+        token = repository.claim_job(session, job_id, resources.worker_id, settings.lease_seconds)
+        job = repository.get_any(session, job_id) if token else None
+        dataset = session.get(Dataset, job.dataset_id) if job else None
+    if token is None or job is None or dataset is None:
+        log.info("job %s not claimed: finished or held by another worker", job_id)
+        return "skipped"
+
+    keeper = LeaseKeeper(resources, job_id, token)
+    keeper.start()
+    started = time.monotonic()
+
+    def on_epoch(report: EpochReport) -> None:
+        elapsed = time.monotonic() - started
+        progress = {
+            "epoch": report.epoch,
+            "epochs": report.epochs,
+            "samples_per_second": round(report.samples_per_second, 1),
+            "eta_seconds": round(elapsed / report.epoch * (report.epochs - report.epoch), 1),
+        }
+        with transaction(resources.session_factory) as session:
+            if not repository.record_epoch(
+                session, job_id, token, report.epoch, report.metrics, progress
+            ):
+                keeper.lost = True
+
+    try:
+        spec = Spec.model_validate(job.spec)
+        table = read_table(resources.store, dataset)
+        trained = train_on_table(spec, table, on_epoch=on_epoch, should_cancel=keeper.should_stop)
+        if keeper.lost:
+            return "lost"
+        model_id = new_id("mdl")
+        for name, data in trained.files().items():
+            resources.store.write_bytes(model_file_key(model_id, name), data)
+        with transaction(resources.session_factory) as session:
+            model_repository.add(
+                session,
+                Model(
+                    id=model_id,
+                    project_id=job.project_id,
+                    job_id=job.id,
+                    dataset_id=dataset.id,
+                    name=dataset.name,
+                    version=model_repository.next_version(session, job.project_id, dataset.name),
+                    task=spec.task,
+                    metrics=trained.metrics,
+                ),
+            )
+            if not repository.finish_job(session, job_id, token, SUCCEEDED, model_id=model_id):
+                session.rollback()
+                resources.store.delete_prefix(f"models/{model_id}")
+                return "lost"
+        return SUCCEEDED
+    except TrainingCancelled:
+        if keeper.lost:
+            return "lost"
+        if resources.shutdown.is_set() and not keeper.cancel_requested:
+            with transaction(resources.session_factory) as session:
+                released = repository.release_job(session, job_id, token)
+            if released:
+                resources.queue.enqueue_training(job_id, job.queue)
+            return "released"
+        _finish(resources, job_id, token, CANCELLED)
+        return CANCELLED
+    except EngineError as exc:
+        _finish(resources, job_id, token, FAILED, exc.code, exc.message)
+        return FAILED
+    except Exception as exc:
+        log.exception("job %s failed", job_id)
+        _finish(resources, job_id, token, FAILED, "internal_error", f"{type(exc).__name__}: {exc}")
+        return FAILED
+    finally:
+        keeper.stop()
+
+
+def _finish(
+    resources: JobResources,
+    job_id: str,
+    token: str,
+    status: str,
+    code: str | None = None,
+    message: str | None = None,
+) -> None:
+    with transaction(resources.session_factory) as session:
+        repository.finish_job(
+            session, job_id, token, status, error_code=code, error_message=message
+        )

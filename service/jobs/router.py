@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from service.auth.dependencies import CurrentProject
+from service.core.deps import QueueDep, SessionDep, SettingsDep, StoreDep
+from service.core.schemas import Page, error_responses
+from service.jobs import service
+from service.jobs.schemas import JobCreate, JobMetricsOut, JobOut, JobStatus
+
+# Every route here needs a key and validates its input.
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=error_responses(401, 422))
+
+
+@router.post("", status_code=202, operation_id="create_job", responses=error_responses(404))
+def create_job(
+    body: JobCreate,
+    project: CurrentProject,
+    session: SessionDep,
+    queue: QueueDep,
+    store: StoreDep,
+    settings: SettingsDep,
+) -> JobOut:
+    """Queue a training job: the spec is checked against the dataset before it is queued."""
+    job = service.submit_job(session, queue, store, settings, project, body.dataset_id, body.spec)
+    return service.job_out(job)
+
+
+@router.get("", operation_id="list_jobs")
+def list_jobs(
+    project: CurrentProject,
+    session: SessionDep,
+    status: JobStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Page[JobOut]:
+    return service.list_jobs(session, project, status, limit, offset)
+
+
+@router.get("/{job_id}", operation_id="get_job", responses=error_responses(404))
+def get_job(job_id: str, project: CurrentProject, session: SessionDep) -> JobOut:
+    return service.job_out(service.get_job(session, project, job_id))
+
+
+@router.get("/{job_id}/metrics", operation_id="get_job_metrics", responses=error_responses(404))
+def get_job_metrics(job_id: str, project: CurrentProject, session: SessionDep) -> JobMetricsOut:
+    """Per-epoch history: training and validation loss, and the task's metrics."""
+    return service.job_metrics(session, project, job_id)
+
+
+@router.post(
+    "/{job_id}/cancel",
+    status_code=202,
+    operation_id="cancel_job",
+    responses=error_responses(404, 409),
+)
+def cancel_job(job_id: str, project: CurrentProject, session: SessionDep) -> JobOut:
+    return service.job_out(service.cancel_job(session, project, job_id))

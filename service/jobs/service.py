@@ -1,0 +1,142 @@
+"""Jobs: check a spec against its dataset, queue it, show it, cancel it."""
+
+from __future__ import annotations
+
+from itertools import groupby
+
+import pyarrow.parquet as pq
+from sqlalchemy.orm import Session
+
+from engine.data.preprocess import check_spec_against_schema
+from engine.errors import SpecMismatch
+from engine.spec import Spec
+from service.auth.tables import Project
+from service.core.deps import after_commit
+from service.core.errors import Conflict, InvalidInput, NotFound
+from service.core.queue import JobQueue
+from service.core.schemas import Page
+from service.core.settings import Settings
+from service.core.store import Store
+from service.datasets.service import get_dataset
+from service.datasets.tables import table_key
+from service.jobs import repository
+from service.jobs.schemas import EpochMetrics, JobError, JobMetricsOut, JobOut, Progress
+from service.jobs.tables import CANCELLED, FINISHED, QUEUED, RUNNING, Job
+
+
+def submit_job(
+    session: Session,
+    queue: JobQueue,
+    store: Store,
+    settings: Settings,
+    project: Project,
+    dataset_id: str,
+    spec: Spec,
+) -> Job:
+    dataset = get_dataset(session, project, dataset_id)
+    check_spec_limits(spec, settings)
+    with store.open_read(table_key(dataset.id)) as fh:
+        schema = pq.read_schema(fh)
+    try:
+        check_spec_against_schema(spec, schema)
+    except SpecMismatch as exc:
+        raise InvalidInput(
+            f"spec.{exc.field}: {exc.reason}",
+            code="invalid_spec",
+            details=[{"field": f"spec.{exc.field}", "reason": exc.reason}],
+        ) from exc
+    job = repository.add(
+        session,
+        Job(
+            project_id=project.id,
+            dataset_id=dataset.id,
+            spec=spec.model_dump(mode="json"),
+            status=QUEUED,
+            queue=queue_for(spec, settings),
+        ),
+    )
+    after_commit(session, lambda: queue.enqueue_training(job.id, job.queue))
+    return job
+
+
+def check_spec_limits(spec: Spec, settings: Settings) -> None:
+    if spec.training.epochs > settings.max_epochs:
+        raise InvalidInput(
+            f"spec.training.epochs: {spec.training.epochs} is over the limit of "
+            f"{settings.max_epochs}",
+            code="invalid_spec",
+            details=[{"field": "spec.training.epochs", "limit": settings.max_epochs}],
+        )
+
+
+def queue_for(spec: Spec, settings: Settings) -> str:
+    return "gpu" if spec.training.device == "cuda" else settings.default_queue
+
+
+def get_job(session: Session, project: Project, job_id: str) -> Job:
+    job = repository.get(session, project.id, job_id)
+    if job is None:
+        raise NotFound(f"job {job_id!r} not found")
+    return job
+
+
+def list_jobs(
+    session: Session, project: Project, status: str | None, limit: int, offset: int
+) -> Page[JobOut]:
+    jobs = repository.list_page(session, project.id, status, limit, offset)
+    return Page[JobOut](
+        items=[job_out(j) for j in jobs],
+        total=repository.count(session, project.id, status),
+        limit=limit,
+        offset=offset,
+    )
+
+
+def cancel_job(session: Session, project: Project, job_id: str) -> Job:
+    """A queued job is cancelled at once; a running one stops at its next training step."""
+    job = get_job(session, project, job_id)
+    if job.status in FINISHED:
+        raise Conflict(
+            f"job {job_id!r} is already {job.status}; only queued or running jobs can be cancelled",
+            details={"status": job.status},
+        )
+    job.cancel_requested = True
+    if job.status == QUEUED:
+        job.status = CANCELLED
+    session.flush()
+    return job
+
+
+def job_metrics(session: Session, project: Project, job_id: str) -> JobMetricsOut:
+    job = get_job(session, project, job_id)
+    rows = repository.metric_rows(session, job.id)
+    epochs = [
+        EpochMetrics(epoch=epoch, values={r.name: r.value for r in group})
+        for epoch, group in groupby(rows, key=lambda r: r.epoch)
+    ]
+    return JobMetricsOut(job_id=job.id, epochs=epochs)
+
+
+def job_out(job: Job) -> JobOut:
+    error = (
+        JobError(code=job.error_code, message=job.error_message or "") if job.error_code else None
+    )
+    progress = Progress(**job.progress) if job.progress else None
+    if progress is None and job.status == RUNNING:
+        progress = Progress(epoch=0, epochs=job.spec.get("training", {}).get("epochs", 0))
+    return JobOut(
+        id=job.id,
+        dataset_id=job.dataset_id,
+        status=job.status,
+        queue=job.queue,
+        attempts=job.attempts,
+        cancel_requested=job.cancel_requested,
+        progress=progress,
+        metrics=job.metrics,
+        model_id=job.model_id,
+        error=error,
+        spec=job.spec,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )

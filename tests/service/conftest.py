@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from service.core.database import create_session_factory
+from service.jobs.execution import JobResources, run_training_job
+from tests.conftest import Api, Backend
+from tests.sample_data import csv_bytes, mixed_classification
+
+
+def job_resources(backend: Backend) -> JobResources:
+    return JobResources(
+        session_factory=create_session_factory(backend.app.state.db_engine),
+        store=backend.app.state.store,
+        settings=backend.settings,
+        worker_id="test-worker",
+        queue=backend.app.state.queue,
+    )
+
+
+@pytest.fixture
+def run_job(backend: Backend) -> Callable[[str], str]:
+    """Run a queued job to its end in this process, as a worker would."""
+    return lambda job_id: run_training_job(job_resources(backend), job_id)
+
+
+@pytest.fixture
+def dataset_id(api: Api) -> str:
+    response = api.upload(csv_bytes(mixed_classification()), "mixed.csv")
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+@pytest.fixture
+def submit(api: Api) -> Callable[..., dict]:
+    def submit(dataset_id: str, **spec) -> dict:
+        spec = {"task": "classification", "target": "label", **spec}
+        response = api.post("/v1/jobs", json={"dataset_id": dataset_id, "spec": spec})
+        assert response.status_code == 202, response.text
+        return response.json()
+
+    return submit
+
+
+@pytest.fixture
+def trained_model_id(api: Api, dataset_id: str, submit, run_job) -> str:
+    job = submit(dataset_id, training={"epochs": 30})
+    assert run_job(job["id"]) == "succeeded"
+    return api.get(f"/v1/jobs/{job['id']}").json()["model_id"]

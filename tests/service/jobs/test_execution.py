@@ -1,0 +1,137 @@
+"""The worker's side of a job: claim, lease, fencing, cancel, hand-back on shutdown."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from service.core.database import create_session_factory, transaction, utcnow
+from service.core.store import Store
+from service.jobs import repository
+from service.jobs.execution import run_training_job
+from service.jobs.tables import Job
+from tests.conftest import Api, Backend
+from tests.sample_data import csv_bytes, mixed_classification
+from tests.service.conftest import job_resources
+
+
+def sessions(backend: Backend):
+    return create_session_factory(backend.app.state.db_engine)
+
+
+def test_a_second_claim_of_a_running_job_gets_nothing(backend: Backend, dataset_id, submit):
+    job = submit(dataset_id)
+    with transaction(sessions(backend)) as session:
+        first = repository.claim_job(session, job["id"], "worker-a", 60)
+    with transaction(sessions(backend)) as session:
+        second = repository.claim_job(session, job["id"], "worker-b", 60)
+    assert first is not None
+    assert second is None
+
+
+def test_a_lapsed_lease_can_be_claimed_and_fences_off_the_old_holder(
+    backend: Backend, dataset_id, submit
+):
+    job = submit(dataset_id)
+    factory = sessions(backend)
+    with transaction(factory) as session:
+        old = repository.claim_job(session, job["id"], "worker-a", 60)
+        session.execute(
+            update(Job)
+            .where(Job.id == job["id"])
+            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
+    with transaction(factory) as session:
+        new = repository.claim_job(session, job["id"], "worker-b", 60)
+    assert new is not None and new != old
+    with transaction(factory) as session:
+        assert not repository.renew_lease(session, job["id"], old, 60)
+        assert not repository.record_epoch(session, job["id"], old, 1, {"val_loss": 1.0}, {})
+        assert not repository.finish_job(session, job["id"], old, "succeeded")
+        assert repository.renew_lease(session, job["id"], new, 60)
+        stored = repository.get_any(session, job["id"])
+        assert (stored.status, stored.worker_id, stored.attempts) == ("running", "worker-b", 2)
+
+
+def test_a_duplicate_delivery_after_success_does_nothing(api: Api, dataset_id, submit, run_job):
+    job = submit(dataset_id, training={"epochs": 3})
+    assert run_job(job["id"]) == "succeeded"
+    first = api.get(f"/v1/jobs/{job['id']}").json()
+    assert run_job(job["id"]) == "skipped"
+    again = api.get(f"/v1/jobs/{job['id']}").json()
+    assert again["model_id"] == first["model_id"]
+    assert again["attempts"] == 1
+    assert len(api.get("/v1/models").json()["items"]) == 1
+
+
+def test_a_succeeded_job_leaves_a_complete_model_folder(
+    backend: Backend, api: Api, dataset_id, submit, run_job
+):
+    job = submit(dataset_id, training={"epochs": 3})
+    run_job(job["id"])
+    model_id = api.get(f"/v1/jobs/{job['id']}").json()["model_id"]
+    store: Store = backend.app.state.store
+    for name in ("spec.json", "weights.safetensors", "preprocess.json", "metrics.json"):
+        assert store.exists(f"models/{model_id}/{name}"), name
+
+
+def _big_job(api: Api, submit) -> str:
+    # Enough rows and epochs that training is still running when the test intervenes.
+    upload = api.upload(csv_bytes(mixed_classification(n=4000)), "big.csv")
+    spec = {"training": {"epochs": 400, "batch_size": 1, "early_stopping": None}}
+    return submit(upload.json()["id"], **spec)["id"]
+
+
+def _run_in_thread(resources, job_id: str) -> tuple[threading.Thread, dict]:
+    outcome: dict = {}
+    thread = threading.Thread(
+        target=lambda: outcome.setdefault("result", run_training_job(resources, job_id))
+    )
+    thread.start()
+    return thread, outcome
+
+
+def _wait_for(predicate, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
+def test_cancelling_a_running_job_stops_it_and_marks_it_cancelled(
+    backend: Backend, api: Api, submit
+):
+    backend.settings.lease_seconds = 3  # heartbeats every second
+    try:
+        job_id = _big_job(api, submit)
+        thread, outcome = _run_in_thread(job_resources(backend), job_id)
+        _wait_for(lambda: api.get(f"/v1/jobs/{job_id}").json()["status"] == "running")
+        response = api.post(f"/v1/jobs/{job_id}/cancel")
+        assert response.status_code == 202
+        assert response.json()["cancel_requested"] is True
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+    finally:
+        backend.settings.lease_seconds = 60
+    assert outcome["result"] == "cancelled"
+    job = api.get(f"/v1/jobs/{job_id}").json()
+    assert job["status"] == "cancelled"
+    assert job["model_id"] is None
+
+
+def test_a_worker_shutting_down_hands_its_job_back_to_the_queue(backend: Backend, api: Api, submit):
+    resources = job_resources(backend)
+    job_id = _big_job(api, submit)
+    thread, outcome = _run_in_thread(resources, job_id)
+    _wait_for(lambda: api.get(f"/v1/jobs/{job_id}").json()["status"] == "running")
+    resources.shutdown.set()
+    thread.join(timeout=30)
+    assert outcome["result"] == "released"
+    job = api.get(f"/v1/jobs/{job_id}").json()
+    assert job["status"] == "queued"
+    assert job["error"] is None

@@ -1,0 +1,46 @@
+"""The Celery worker: the app, and thin tasks that take ids and delegate to the service."""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import cache
+
+from celery.exceptions import Reject
+from celery.signals import worker_shutting_down
+
+from service.core.database import create_db_engine, create_session_factory
+from service.core.queue import TRAIN_JOB_TASK, JobQueue, create_celery
+from service.core.settings import load_settings
+from service.core.store import Store
+from service.jobs.execution import JobResources, run_training_job
+
+settings = load_settings()
+celery_app = create_celery(settings)
+
+
+@cache
+def job_resources() -> JobResources:
+    """Built once per worker process, on its first task."""
+    return JobResources(
+        session_factory=create_session_factory(create_db_engine(settings.effective_database_url)),
+        store=Store(settings.effective_store_url),
+        settings=settings,
+        worker_id=f"{socket.gethostname()}:{os.getpid()}",
+        queue=JobQueue(celery_app),
+    )
+
+
+@worker_shutting_down.connect
+def hand_back_running_job(**_: object) -> None:
+    """SIGTERM / Ctrl-C: the running job stops at its next step and goes back to the queue."""
+    job_resources().shutdown.set()
+
+
+@celery_app.task(name=TRAIN_JOB_TASK)
+def train_job(job_id: str) -> str:
+    resources = job_resources()
+    if resources.shutdown.is_set():
+        # A stopping worker leaves new work to the others: the message goes back unclaimed.
+        raise Reject("worker is shutting down", requeue=True)
+    return run_training_job(resources, job_id)
