@@ -12,7 +12,7 @@ RUN pip install torch==2.13.0
 WORKDIR /app
 # The whole tree: `trainyard api` runs `alembic upgrade head` from migrations/ in /app.
 COPY . .
-RUN pip install .
+RUN pip install -c requirements.lock .
 
 # Non-root. /data is created here and owned by the user, so a fresh named volume mounted on
 # it inherits that ownership.

@@ -31,16 +31,17 @@ def prepare(settings: Settings) -> str:
     settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
     upgrade_database(settings.effective_database_url)
     key_file = settings.resolved_data_dir / "api_key"
-    secret = settings.bootstrap_key
+    secret = settings.bootstrap_key or None
     if secret is None and key_file.exists():
         secret = key_file.read_text().strip() or None
     engine = create_db_engine(settings.effective_database_url)
     with transaction(create_session_factory(engine)) as session:
         secret = ensure_bootstrap_key(session, secret)
     engine.dispose()
-    if not settings.bootstrap_key:
+    if not settings.bootstrap_key and not key_file.exists():
         key_file.write_text(secret + "\n")
         key_file.chmod(0o600)
+        console.print(f"Created the first project's API key, saved in {key_file}")
     return secret
 
 

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -86,5 +87,9 @@ def test_data_lives_on_a_declared_named_volume(
 def test_dockerfile_installs_pinned_torch_before_the_project() -> None:
     lines = (ROOT / "Dockerfile").read_text().splitlines()
     torch_line = next(i for i, line in enumerate(lines) if "pip install torch==2.13.0" in line)
-    project_line = next(i for i, line in enumerate(lines) if line.strip() == "RUN pip install .")
+    project_line = next(
+        i for i, line in enumerate(lines) if re.fullmatch(r"RUN pip install .*\s\.", line.strip())
+    )
     assert torch_line < project_line
+    # The project installs against the lock file, so the image gets the tested versions.
+    assert "-c requirements.lock" in lines[project_line]

@@ -80,6 +80,7 @@ def convert_to_parquet(source: BinaryIO, fmt: SourceFormat, sink: BinaryIO) -> T
         for batch in batches:
             if writer is None:
                 _check_column_names(batch.schema)
+                _check_text_is_utf8(batch.schema)
                 writer = pq.ParquetWriter(sink, batch.schema)
                 missing = [0] * batch.num_columns
             writer.write_batch(batch)
@@ -110,3 +111,10 @@ def _check_column_names(schema: pa.Schema) -> None:
         if name in seen:
             raise DataError(f"column {name!r} appears twice in the header")
         seen.add(name)
+
+
+def _check_text_is_utf8(schema: pa.Schema) -> None:
+    # pyarrow reads text that is not UTF-8 as raw bytes; no model can use such a column.
+    for f in schema:
+        if pat.is_binary(f.type) or pat.is_large_binary(f.type):
+            raise DataError(f"column {f.name!r} is not UTF-8 text; save the file as UTF-8")

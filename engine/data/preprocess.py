@@ -207,6 +207,8 @@ def check_spec_against_schema(spec: Spec, schema: pa.Schema) -> None:
     """What can be checked before training: the columns exist and suit the task."""
     resolve_features(spec, schema)
     target_type = schema.field(spec.target).type
+    if pa.types.is_null(target_type):
+        raise SpecMismatch("target", f"column {spec.target!r} has no values")
     if spec.task == "classification" and pat_is_float(target_type):
         raise SpecMismatch(
             "task",

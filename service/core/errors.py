@@ -71,7 +71,9 @@ def _field_path(loc: tuple | list) -> str:
 def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     details = []
     for err in errors:
-        item = {"field": _field_path(err.get("loc", ())), "reason": err.get("msg", "")}
+        # A body that is not JSON at all has a location inside the raw text, not a field.
+        loc = ("body",) if err.get("type") == "json_invalid" else err.get("loc", ())
+        item = {"field": _field_path(loc), "reason": err.get("msg", "")}
         ctx = err.get("ctx") or {}
         if "expected" in ctx:
             item["allowed"] = ctx["expected"]
