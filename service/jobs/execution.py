@@ -44,29 +44,35 @@ class JobResources:
 
 class LeaseKeeper(threading.Thread):
     """Renews the job's lease in the background and notices cancel requests, so the
-    training loop only ever reads two flags."""
+    training loop only ever reads flags."""
+
+    # A cancel is noticed within this many seconds; the lease is renewed every third of it.
+    CANCEL_POLL_SECONDS = 1.0
 
     def __init__(self, resources: JobResources, job_id: str, token: str) -> None:
         super().__init__(name=f"lease-{job_id}", daemon=True)
         self.resources = resources
         self.job_id = job_id
         self.token = token
-        self.interval = resources.settings.lease_seconds / 3
+        self.lease_seconds = resources.settings.lease_seconds
         self.cancel_requested = False
         self.lost = False
         self._stopped = threading.Event()
 
     def run(self) -> None:
-        while not self._stopped.wait(self.interval):
+        renew_every = self.lease_seconds / 3
+        renewed_at = time.monotonic()
+        while not self._stopped.wait(min(self.CANCEL_POLL_SECONDS, renew_every)):
             try:
                 with transaction(self.resources.session_factory) as session:
-                    held = repository.renew_lease(
-                        session, self.job_id, self.token, self.resources.settings.lease_seconds
-                    )
                     self.cancel_requested = repository.is_cancel_requested(session, self.job_id)
-                if not held:
-                    self.lost = True
-                    return
+                    if time.monotonic() - renewed_at >= renew_every:
+                        if not repository.renew_lease(
+                            session, self.job_id, self.token, self.lease_seconds
+                        ):
+                            self.lost = True
+                            return
+                        renewed_at = time.monotonic()
             except Exception:
                 # A database blip: try again next beat; the lease outlives a few misses.
                 log.warning("lease renewal for %s failed", self.job_id, exc_info=True)

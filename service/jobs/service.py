@@ -122,6 +122,8 @@ def job_out(job: Job) -> JobOut:
         JobError(code=job.error_code, message=job.error_message or "") if job.error_code else None
     )
     progress = Progress(**job.progress) if job.progress else None
+    if progress is not None and job.status in FINISHED:
+        progress.eta_seconds = None
     if progress is None and job.status == RUNNING:
         progress = Progress(epoch=0, epochs=job.spec.get("training", {}).get("epochs", 0))
     return JobOut(

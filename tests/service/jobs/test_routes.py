@@ -270,6 +270,7 @@ def test_succeeded_job_shows_model_progress_and_metrics(
     assert body["model_id"]
     assert body["progress"]["epoch"] >= 1
     assert body["progress"]["epochs"] == 8
+    assert body["progress"]["eta_seconds"] is None  # finished: nothing left to wait for
     assert {"val_loss", "val_accuracy"} <= set(body["metrics"])
     assert 0.0 <= body["metrics"]["val_accuracy"] <= 1.0
     assert body["started_at"] and body["finished_at"]
