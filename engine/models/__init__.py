@@ -6,11 +6,14 @@ A family name from a user selects one of these functions; nothing is imported by
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from torch import nn
 
 from engine.models.mlp import build_mlp
-from engine.spec import Spec
+
+if TYPE_CHECKING:
+    from engine.spec import Spec
 
 MODEL_BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "mlp": build_mlp,

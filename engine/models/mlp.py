@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from engine.spec import MLPConfig
+from engine.models.spec import MLPConfig
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
