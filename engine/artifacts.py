@@ -1,22 +1,24 @@
 """A model folder: spec.json, weights.safetensors, preprocess.json, metrics.json.
 
-The folder alone rebuilds the model: the spec names the family and its knobs, the
-preprocessor gives the input and output sizes. No pickle anywhere.
+The folder alone rebuilds the model: the spec names the family and its knobs (the default
+model already filled in), the pipeline gives the input shape and the output size. No pickle.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
-from engine.data.preprocess import Preprocessor
 from engine.models import build_model
 from engine.spec import Spec
+
+if TYPE_CHECKING:
+    from engine.pipeline import Pipeline
 
 SPEC_FILE = "spec.json"
 WEIGHTS_FILE = "weights.safetensors"
@@ -26,21 +28,23 @@ MODEL_FILES = (SPEC_FILE, WEIGHTS_FILE, PREPROCESS_FILE, METRICS_FILE)
 
 
 def model_files(
-    spec: Spec, preprocessor: Preprocessor, model: nn.Module, metrics: Mapping[str, Any]
+    spec: Spec, pipeline: Pipeline, model: nn.Module, metrics: Mapping[str, Any]
 ) -> dict[str, bytes]:
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     return {
         SPEC_FILE: spec.model_dump_json(indent=2).encode(),
         WEIGHTS_FILE: save_safetensors(state),
-        PREPROCESS_FILE: json.dumps(preprocessor.to_dict(), indent=2).encode(),
+        PREPROCESS_FILE: json.dumps(pipeline.to_dict(), indent=2).encode(),
         METRICS_FILE: json.dumps(dict(metrics), indent=2).encode(),
     }
 
 
-def load_model(files: Mapping[str, bytes]) -> tuple[Spec, Preprocessor, nn.Module]:
+def load_model(files: Mapping[str, bytes]) -> tuple[Spec, Pipeline, nn.Module]:
+    from engine.pipeline import pipeline_from_dict
+
     spec = Spec.model_validate_json(files[SPEC_FILE])
-    preprocessor = Preprocessor.from_dict(json.loads(files[PREPROCESS_FILE]))
-    model = build_model(spec, preprocessor.input_dim, preprocessor.output_dim)
+    pipeline = pipeline_from_dict(json.loads(files[PREPROCESS_FILE]))
+    model = build_model(spec, pipeline.input_shape, pipeline.output_dim)
     model.load_state_dict(load_safetensors(files[WEIGHTS_FILE]))
     model.eval()
-    return spec, preprocessor, model
+    return spec, pipeline, model

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from engine.data.spec import DataConfig, SplitConfig
 from engine.models.spec import Activation, MLPConfig, ModelConfig
@@ -32,27 +32,52 @@ __all__ = [
     "TrainingConfig",
 ]
 
-Task = Literal["classification", "regression"]
+Task = Literal["classification", "regression", "forecasting", "reconstruction"]
 
 
 class Spec(SpecModel):
     version: Literal[1] = 1
     task: Task
-    target: str = Field(min_length=1)
+    target: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Column (or NPZ array, e.g. `y`) to predict; not used by reconstruction.",
+        validate_default=True,
+    )
     features: list[str] | None = Field(
         default=None, description="Input columns; default: every column but the target."
     )
-    model: ModelConfig = Field(default_factory=MLPConfig)
+    model: ModelConfig | None = Field(
+        default=None,
+        description="Default: chosen from the task and the input (MLP for rows, CNN for "
+        "images, RNN for sequences, autoencoder for reconstruction).",
+    )
     training: TrainingConfig = Field(default_factory=TrainingConfig)
-    data: DataConfig = Field(default_factory=DataConfig)
+    data: DataConfig = Field(default_factory=DataConfig, validate_default=True)
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
+
+    # Field validators (not a model validator) so an error names spec.target / spec.data.
+    @field_validator("target")
+    @classmethod
+    def _target_fits_task(cls, target: str | None, info: ValidationInfo) -> str | None:
+        task = info.data.get("task")
+        if target is None and task is not None and task != "reconstruction":
+            raise ValueError(f"target is required for task {task!r}")
+        return target
+
+    @field_validator("data")
+    @classmethod
+    def _forecasting_has_a_window(cls, data: DataConfig, info: ValidationInfo) -> DataConfig:
+        if info.data.get("task") == "forecasting" and getattr(data, "window", None) is None:
+            raise ValueError("forecasting needs data.window (how many past steps to read)")
+        return data
 
     @model_validator(mode="after")
     def _target_not_a_feature(self) -> Spec:
         if self.features is not None:
             if not self.features:
                 raise ValueError("features must name at least one column")
-            if self.target in self.features:
+            if self.target is not None and self.target in self.features:
                 raise ValueError(f"target {self.target!r} cannot also be a feature")
             if len(set(self.features)) != len(self.features):
                 raise ValueError("features lists a column twice")

@@ -14,6 +14,7 @@ from service.health.router import router as health_router
 from service.jobs.router import router as jobs_router
 from service.models.cache import ModelCache
 from service.models.router import router as models_router
+from service.specs.router import router as specs_router
 
 API_VERSION = "0.1.0"
 
@@ -39,4 +40,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(datasets_router)
     app.include_router(jobs_router)
     app.include_router(models_router)
+    app.include_router(specs_router)
     return app

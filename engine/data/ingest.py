@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, Literal
@@ -13,8 +14,9 @@ import pyarrow.types as pat
 
 from engine.errors import DataError
 
-SourceFormat = Literal["csv", "parquet"]
+SourceFormat = Literal["csv", "parquet", "npz", "image_zip"]
 PARQUET_MAGIC = b"PAR1"
+ZIP_MAGIC = b"PK\x03\x04"
 CSV_BLOCK_BYTES = 4 << 20
 
 
@@ -42,11 +44,27 @@ def logical_type(dtype: pa.DataType) -> str:
     return "categorical"
 
 
-def detect_format(head: bytes, filename: str | None) -> SourceFormat:
+def detect_format(
+    head: bytes, filename: str | None, source: BinaryIO | None = None
+) -> SourceFormat:
+    """By content first (Parquet and ZIP magic bytes), the name only to catch mistakes.
+
+    A ZIP is NPZ arrays when its members are `.npy` files, else a folder-per-class image set.
+    """
     if head.startswith(PARQUET_MAGIC):
         return "parquet"
     if filename and filename.lower().endswith((".parquet", ".pq")):
         raise DataError("file is named .parquet but is not a Parquet file")
+    if head.startswith(ZIP_MAGIC):
+        if source is None:
+            raise DataError("a ZIP file needs its content to tell NPZ from images")
+        try:
+            names = zipfile.ZipFile(source).namelist()
+        except zipfile.BadZipFile as exc:
+            raise DataError(f"cannot read ZIP: {exc}") from exc
+        return "npz" if names and all(n.endswith(".npy") for n in names) else "image_zip"
+    if filename and filename.lower().endswith((".npz", ".zip")):
+        raise DataError(f"file is named {filename!r} but is not a ZIP archive")
     return "csv"
 
 

@@ -115,7 +115,7 @@ class Preprocessor:
 def resolve_features(spec: Spec, schema: pa.Schema) -> list[str]:
     """The input columns a spec names, checked against the dataset's columns."""
     names = schema.names
-    if spec.target not in names:
+    if spec.target is not None and spec.target not in names:
         raise SpecMismatch("target", f"{spec.target!r} is not a column of the dataset")
     if spec.features is None:
         return [n for n in names if n != spec.target]
@@ -125,7 +125,9 @@ def resolve_features(spec: Spec, schema: pa.Schema) -> list[str]:
     return list(spec.features)
 
 
-def drop_missing_target(table: pa.Table, target: str) -> pa.Table:
+def drop_missing_target(table: pa.Table, target: str | None) -> pa.Table:
+    if target is None:
+        return table
     column = table.column(target)
     if column.null_count == 0:
         return table
@@ -139,7 +141,8 @@ def fit_preprocessor(spec: Spec, train: pa.Table) -> Preprocessor:
     features = [_fit_feature(name, train.column(name)) for name in feature_names]
     if not any(f.width for f in features):
         raise DataError("no usable feature columns: every feature is empty")
-    return Preprocessor(spec.task, features, _fit_target(spec, train.column(spec.target)))
+    target = train.column(spec.target) if spec.target is not None else None
+    return Preprocessor(spec.task, features, _fit_target(spec, target))
 
 
 def _fit_feature(name: str, column: pa.ChunkedArray) -> Feature:
@@ -167,7 +170,9 @@ def _fit_feature(name: str, column: pa.ChunkedArray) -> Feature:
     )
 
 
-def _fit_target(spec: Spec, column: pa.ChunkedArray) -> TargetEncoding:
+def _fit_target(spec: Spec, column: pa.ChunkedArray | None) -> TargetEncoding:
+    if spec.task == "reconstruction" or column is None:
+        return TargetEncoding("", "none")
     if spec.task == "classification":
         classes = sorted(pc.unique(column).drop_null().to_pylist(), key=lambda v: (str(type(v)), v))
         if len(classes) < 2:
@@ -205,7 +210,16 @@ def _encode_feature(feature: Feature, column: pa.ChunkedArray | pa.Array) -> np.
 
 def check_spec_against_schema(spec: Spec, schema: pa.Schema) -> None:
     """What can be checked before training: the columns exist and suit the task."""
-    resolve_features(spec, schema)
+    features = resolve_features(spec, schema)
+    if spec.task == "forecasting":
+        for name in [spec.target, *features]:
+            if logical_type(schema.field(name).type) != "numeric":
+                raise SpecMismatch(
+                    "features" if name != spec.target else "target",
+                    f"forecasting reads numeric columns; {name!r} is not numeric",
+                )
+    if spec.target is None:
+        return
     target_type = schema.field(spec.target).type
     if pa.types.is_null(target_type):
         raise SpecMismatch("target", f"column {spec.target!r} has no values")

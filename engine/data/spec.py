@@ -1,10 +1,16 @@
-"""The `data` section of a spec: how rows are split (and later cleaned, sampled, augmented)."""
+"""The `data` section of a spec: how rows are split, and the shape of array and window inputs."""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 from pydantic import Field, model_validator
 
 from engine.spec_model import SpecModel
+
+# Small enough that a resized image set of typical size fits in memory; large enough for
+# ImageNet-style inputs. Below 4 pixels no convolution preset has room to work.
+ImageSide = Annotated[int, Field(ge=4, le=512)]
 
 
 class SplitConfig(SpecModel):
@@ -21,3 +27,19 @@ class SplitConfig(SpecModel):
 
 class DataConfig(SpecModel):
     split: SplitConfig = Field(default_factory=SplitConfig)
+    image_size: tuple[ImageSide, ImageSide] | None = Field(
+        default=None,
+        description="(height, width) every image is resized to; default: the dataset's size.",
+    )
+    window: int | None = Field(
+        default=None,
+        ge=2,
+        le=10_000,
+        description="Forecasting: how many past time steps each input window holds.",
+    )
+    horizon: int = Field(
+        default=1,
+        ge=1,
+        le=1_000,
+        description="Forecasting: how many future steps each window predicts.",
+    )

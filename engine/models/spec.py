@@ -1,23 +1,388 @@
-"""The `model` section of a spec: a family preset with a few knobs."""
+"""The `model` section of a spec: a family preset with a few knobs, or an explicit layer list.
+
+`ModelConfig` is a union discriminated on `family`; a document with `layers` and no `family`
+is the `layers` family, any other document without `family` is the default MLP. Layers in a
+list are discriminated on `type`. Every size has a bound, so no spec can ask for a layer that
+would not fit in memory. Input sizes never appear here: they are inferred from the data.
+
+Error locations leave out pydantic's union tag, so a mistake reads `model.layers[3].size`,
+the path the user wrote, not `model.layers.layers.3.max_pool1d.size`.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import (
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from engine.spec_model import SpecModel
 
 Activation = Literal["relu", "leaky_relu", "elu", "selu", "gelu", "sigmoid", "tanh"]
+Init = Literal[
+    "default", "xavier_uniform", "xavier_normal", "he_uniform", "he_normal", "orthogonal"
+]
+Cell = Literal["rnn", "lstm", "gru"]
+
+# Bounds: generous for real work, far below what would exhaust a worker's memory.
+Units = Annotated[int, Field(ge=1, le=65536)]
+Filters = Annotated[int, Field(ge=1, le=4096)]
+RecurrentUnits = Annotated[int, Field(ge=1, le=4096)]
+KernelSize = Annotated[int, Field(ge=1, le=255)]
+Rate = Annotated[float, Field(ge=0.0, lt=1.0)]
+NegativeSlope = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+INIT_DESCRIPTION = (
+    "Weight initialisation of dense and convolutional layers; recurrent weight matrices are "
+    "orthogonal whatever the scheme."
+)
+
+
+def _tagged_union(
+    key: str, tags: list[str], infer: Callable[[dict], str | None]
+) -> tuple[Discriminator, WrapValidator]:
+    """A discriminator reading `key` (or `infer` when absent) and a wrap validator that drops
+    the union tag from error locations and names the allowed values when the tag is wrong."""
+    allowed = ", ".join(repr(tag) for tag in tags)
+
+    def tag_of(value: Any) -> str | None:
+        if isinstance(value, dict):
+            return value[key] if key in value else infer(value)
+        return getattr(value, key, None)
+
+    def without_tag(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            raise _relocated(exc, key, allowed, tag_of(value)) from None
+
+    return Discriminator(tag_of), WrapValidator(without_tag)
+
+
+# Our own error types, re-created when an outer union passes an inner union's error through.
+_TAG_ERRORS = {
+    "unknown_tag": "unknown {key} {tag}; expected one of: {expected}",
+    "missing_tag": "expected an object with a {key}, one of: {expected}",
+}
+
+
+def _relocated(exc: ValidationError, key: str, allowed: str, tag: Any) -> ValidationError:
+    errors: list[InitErrorDetails] = []
+    for error in exc.errors():
+        loc, kind, ctx = error["loc"], error["type"], error.get("ctx")
+        if not loc and kind in ("union_tag_invalid", "union_tag_not_found"):
+            # `expected` is the context key the service's error handler lists as `allowed`.
+            kind = "missing_tag" if tag is None else "unknown_tag"
+            ctx = {"key": key, "tag": repr(tag), "expected": allowed}
+            loc = () if tag is None else (key,)
+        elif loc and loc[0] == tag:
+            loc = loc[1:]
+        problem: Any = kind
+        if kind in _TAG_ERRORS:
+            problem = PydanticCustomError(kind, _TAG_ERRORS[kind], ctx)
+        details = InitErrorDetails(type=problem, loc=loc, input=error["input"])
+        if ctx is not None and kind not in _TAG_ERRORS:
+            details["ctx"] = ctx
+        errors.append(details)
+    return ValidationError.from_exception_data(exc.title, errors)
+
+
+# ---------------------------------------------------------------------------------------------
+# Layers of an explicit list
+# ---------------------------------------------------------------------------------------------
+
+
+class DenseLayer(SpecModel):
+    """Acts on the last axis, like `nn.Linear`: [F] -> [units], [T, C] -> [T, units]."""
+
+    type: Literal["dense"] = "dense"
+    units: Units
+    activation: Activation | None = None
+    negative_slope: NegativeSlope = 0.01
+
+
+class _ConvLayer(SpecModel):
+    filters: Filters
+    kernel_size: KernelSize = 3
+    stride: int = Field(default=1, ge=1, le=16)
+    padding: Literal["same", "valid"] | Annotated[int, Field(ge=0, le=64)] = "same"
+    activation: Activation | None = None
+    negative_slope: NegativeSlope = 0.01
+
+    @model_validator(mode="after")
+    def _same_padding_fits_stride(self) -> _ConvLayer:
+        # With a stride, "same" needs symmetric padding, which an even kernel cannot have.
+        if self.padding == "same" and self.stride > 1 and self.kernel_size % 2 == 0:
+            raise ValueError("padding 'same' with stride > 1 needs an odd kernel_size")
+        return self
+
+
+class Conv1dLayer(_ConvLayer):
+    """Over time on sequence input [T, C] -> [T', filters]."""
+
+    type: Literal["conv1d"] = "conv1d"
+
+
+class Conv2dLayer(_ConvLayer):
+    """Over height and width on image input [C, H, W] -> [filters, H', W']."""
+
+    type: Literal["conv2d"] = "conv2d"
+
+
+class _PoolLayer(SpecModel):
+    size: int = Field(default=2, ge=1, le=64, description="Window and stride.")
+
+
+class MaxPool1dLayer(_PoolLayer):
+    type: Literal["max_pool1d"] = "max_pool1d"
+
+
+class MaxPool2dLayer(_PoolLayer):
+    type: Literal["max_pool2d"] = "max_pool2d"
+
+
+class AvgPool1dLayer(_PoolLayer):
+    type: Literal["avg_pool1d"] = "avg_pool1d"
+
+
+class AvgPool2dLayer(_PoolLayer):
+    type: Literal["avg_pool2d"] = "avg_pool2d"
+
+
+class GlobalAvgPoolLayer(SpecModel):
+    """Mean over time ([T, C] -> [C]) or over the image ([C, H, W] -> [C])."""
+
+    type: Literal["global_avg_pool"] = "global_avg_pool"
+
+
+class BatchNormLayer(SpecModel):
+    """Normalises features ([F]) or channels ([T, C], [C, H, W])."""
+
+    type: Literal["batch_norm"] = "batch_norm"
+
+
+class DropoutLayer(SpecModel):
+    type: Literal["dropout"] = "dropout"
+    rate: Rate = 0.5
+
+
+class FlattenLayer(SpecModel):
+    type: Literal["flatten"] = "flatten"
+
+
+class _RecurrentLayer(SpecModel):
+    """Sequence input [T, C] -> [directions * units], or [T, directions * units] with
+    return_sequences."""
+
+    units: RecurrentUnits
+    layers: int = Field(default=1, ge=1, le=8)
+    bidirectional: bool = False
+    return_sequences: bool = False
+    dropout: Rate = Field(default=0.0, description="Between stacked layers.")
+
+
+class RNNLayer(_RecurrentLayer):
+    type: Literal["rnn"] = "rnn"
+
+
+class LSTMLayer(_RecurrentLayer):
+    type: Literal["lstm"] = "lstm"
+
+
+class GRULayer(_RecurrentLayer):
+    type: Literal["gru"] = "gru"
+
+
+class EmbeddingLayer(SpecModel):
+    """Integer codes [T] -> [T, dim]; only as the first layer."""
+
+    type: Literal["embedding"] = "embedding"
+    num_embeddings: int = Field(ge=1, le=1_000_000)
+    dim: int = Field(ge=1, le=4096)
+
+
+class ActivationLayer(SpecModel):
+    type: Literal["activation"] = "activation"
+    function: Activation
+    negative_slope: NegativeSlope = 0.01
+
+
+class ResidualLayer(SpecModel):
+    """`x + f(x)` around the inner layers. f may change only the channels (the features of
+    [F], the last axis of [T, C], the first of [C, H, W]); then the skip path gets a learned
+    1x1 projection, as in ResNet."""
+
+    type: Literal["residual"] = "residual"
+    layers: list[Layer] = Field(min_length=1, max_length=32)
+
+
+LAYER_TYPES: dict[str, type[SpecModel]] = {
+    "dense": DenseLayer,
+    "conv1d": Conv1dLayer,
+    "conv2d": Conv2dLayer,
+    "max_pool1d": MaxPool1dLayer,
+    "max_pool2d": MaxPool2dLayer,
+    "avg_pool1d": AvgPool1dLayer,
+    "avg_pool2d": AvgPool2dLayer,
+    "global_avg_pool": GlobalAvgPoolLayer,
+    "batch_norm": BatchNormLayer,
+    "dropout": DropoutLayer,
+    "flatten": FlattenLayer,
+    "rnn": RNNLayer,
+    "lstm": LSTMLayer,
+    "gru": GRULayer,
+    "embedding": EmbeddingLayer,
+    "activation": ActivationLayer,
+    "residual": ResidualLayer,
+}
+
+_layer_discriminator, _layer_relocator = _tagged_union("type", list(LAYER_TYPES), lambda _: None)
+
+Layer = Annotated[
+    Annotated[DenseLayer, Tag("dense")]
+    | Annotated[Conv1dLayer, Tag("conv1d")]
+    | Annotated[Conv2dLayer, Tag("conv2d")]
+    | Annotated[MaxPool1dLayer, Tag("max_pool1d")]
+    | Annotated[MaxPool2dLayer, Tag("max_pool2d")]
+    | Annotated[AvgPool1dLayer, Tag("avg_pool1d")]
+    | Annotated[AvgPool2dLayer, Tag("avg_pool2d")]
+    | Annotated[GlobalAvgPoolLayer, Tag("global_avg_pool")]
+    | Annotated[BatchNormLayer, Tag("batch_norm")]
+    | Annotated[DropoutLayer, Tag("dropout")]
+    | Annotated[FlattenLayer, Tag("flatten")]
+    | Annotated[RNNLayer, Tag("rnn")]
+    | Annotated[LSTMLayer, Tag("lstm")]
+    | Annotated[GRULayer, Tag("gru")]
+    | Annotated[EmbeddingLayer, Tag("embedding")]
+    | Annotated[ActivationLayer, Tag("activation")]
+    | Annotated[ResidualLayer, Tag("residual")],
+    _layer_discriminator,
+    _layer_relocator,
+]
+
+ResidualLayer.model_rebuild()
+
+
+# ---------------------------------------------------------------------------------------------
+# Families
+# ---------------------------------------------------------------------------------------------
 
 
 class MLPConfig(SpecModel):
+    """Dense network: [dense, batch norm?, activation, dropout] per hidden width, then the
+    output layer. Input of rank > 1 is flattened first."""
+
     family: Literal["mlp"] = "mlp"
-    hidden: list[Annotated[int, Field(ge=1, le=65536)]] = Field(
-        default_factory=lambda: [64, 32], max_length=64
-    )
+    hidden: list[Units] = Field(default_factory=lambda: [64, 32], max_length=64)
     activation: Activation = "relu"
-    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    negative_slope: NegativeSlope = Field(default=0.01, description="For leaky_relu.")
+    dropout: Rate = 0.1
+    batch_norm: bool = False
+    init: Init = Field(default="default", description=INIT_DESCRIPTION)
 
 
-ModelConfig = MLPConfig
+class CNNConfig(SpecModel):
+    """Convolutional network. `image` ([C, H, W], or [H, W] as one channel): per filter count
+    a block of two 3x3 conv-batch norm-activation layers (a ResNet basic block when
+    `residual`) and a 2x2 max pool while the map is at least 2x2. `sequence` ([T, C]): FCN,
+    one conv1d-batch norm-activation block per filter count with kernels 7, 5, 3. Both end in
+    global average pooling, dropout and a dense head."""
+
+    family: Literal["cnn"] = "cnn"
+    preset: Literal["image", "sequence"] | None = Field(
+        default=None, description="Default: image for [C, H, W] input, sequence for [T, C]."
+    )
+    filters: list[Filters] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=16,
+        description="One block per entry. Default: [32, 64] image, [64, 128, 128] sequence.",
+    )
+    kernel_size: KernelSize | None = Field(
+        default=None, description="Default: 3 image; 7, 5, 3 sequence (FCN)."
+    )
+    residual: bool = False
+    activation: Activation = "relu"
+    negative_slope: NegativeSlope = 0.01
+    dropout: Rate = 0.0
+    head: list[Units] = Field(
+        default_factory=list, max_length=8, description="Hidden dense widths before the output."
+    )
+    init: Init = Field(default="default", description=INIT_DESCRIPTION)
+
+
+class RNNConfig(SpecModel):
+    """Recurrent network on sequence input [T, C]: the final state of the top layer (of both
+    directions when bidirectional) feeds a dense head."""
+
+    family: Literal["rnn"] = "rnn"
+    cell: Cell = "lstm"
+    hidden: RecurrentUnits = 64
+    layers: int = Field(default=1, ge=1, le=8)
+    bidirectional: bool = False
+    dropout: Rate = Field(default=0.0, description="Between stacked layers and before the head.")
+    activation: Activation = Field(default="relu", description="Of the head's hidden layers.")
+    negative_slope: NegativeSlope = 0.01
+    head: list[Units] = Field(
+        default_factory=list, max_length=8, description="Hidden dense widths before the output."
+    )
+    init: Init = Field(default="default", description=INIT_DESCRIPTION)
+
+
+class AutoencoderConfig(SpecModel):
+    """Encoder to a `latent` vector and a mirrored decoder back to the input shape; for task
+    `reconstruction`. `dense` flattens the input; `conv` uses stride-2 convolutions on [T, C]
+    or [C, H, W] input and upsampling back."""
+
+    family: Literal["autoencoder"] = "autoencoder"
+    kind: Literal["dense", "conv"] | None = Field(
+        default=None, description="Default: conv for [C, H, W] input, dense otherwise."
+    )
+    hidden: list[Units] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=16,
+        description="Encoder widths (dense) or filters (conv). Default: [64, 32] / [16, 32].",
+    )
+    latent: int = Field(default=8, ge=1, le=4096)
+    activation: Activation = "relu"
+    negative_slope: NegativeSlope = 0.01
+    init: Init = Field(default="default", description=INIT_DESCRIPTION)
+
+
+class LayersConfig(SpecModel):
+    """An explicit list of layers. For classification, regression and forecasting a head
+    (flatten when needed, then dense(output size), identity output) is appended unless the
+    last layer already is a dense layer with that many units on rank-1 output. For
+    reconstruction nothing is appended: the layers must end at the input shape."""
+
+    family: Literal["layers"] = "layers"
+    layers: list[Layer] = Field(min_length=1, max_length=128)
+    init: Init = Field(default="default", description=INIT_DESCRIPTION)
+
+
+FAMILIES = ["mlp", "cnn", "rnn", "autoencoder", "layers"]
+
+# A document without `family` is the layers family when it lists layers, else the default MLP.
+_family_discriminator, _family_relocator = _tagged_union(
+    "family", FAMILIES, lambda document: "layers" if "layers" in document else "mlp"
+)
+
+ModelConfig = Annotated[
+    Annotated[MLPConfig, Tag("mlp")]
+    | Annotated[CNNConfig, Tag("cnn")]
+    | Annotated[RNNConfig, Tag("rnn")]
+    | Annotated[AutoencoderConfig, Tag("autoencoder")]
+    | Annotated[LayersConfig, Tag("layers")],
+    _family_discriminator,
+    _family_relocator,
+]

@@ -1,22 +1,55 @@
 """The training loop: one class, one life (`fit`), as fast as a careful hand-written loop.
 
-Data that fits stays as tensors on the device and is sliced by a shuffled index; losses and
-metrics accumulate on the device and are read once per epoch; the only per-step Python is the
-cancel check, which reads a flag.
+Every model family goes through the same loop. Data that fits stays as tensors on the device
+and is sliced by a shuffled index; no DataLoader, no per-sample Python. The loss sum and the
+gradient-norm sample accumulate on the device, and the epoch's metrics are read with one
+`.tolist()`: the host never waits for the device inside an epoch. The only per-step Python
+besides the step itself is the cancel check (it reads a flag) and the learning rate's
+arithmetic. On CUDA: bf16 autocast, and the data copied once from pinned host memory.
+
+Reproducibility: `fit` seeds the shuffling generator (batch order) and torch's global
+generator (dropout and any other random layer) from `spec.seed`; the initial weights are the
+caller's to seed before building the model. Same spec, seed and data give the same metrics
+and weights on CPU. A checkpoint carries every one of these streams, so a resumed run goes on
+exactly as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
-from engine.errors import TrainingCancelled, TrainingDiverged
+from engine.errors import DataError, SpecMismatch, TrainingCancelled, TrainingDiverged
 from engine.spec import Spec, TrainingConfig
+from engine.training.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    capture_rng_states,
+    checkpoint_from_bytes,
+    detached_copy,
+    restore_rng_states,
+)
+from engine.training.health import (
+    EXPLODING_NORM,
+    DeadReluProbe,
+    GradientProbe,
+    HealthMonitor,
+)
+from engine.training.losses import build_loss, class_weight_vector
+from engine.training.schedules import LearningRateSchedule
+from engine.training.spec import check_loss_for_task
+
+# Evaluation runs in chunks so that validating a large set never holds all its activations:
+# at most this many rows, and at most EVAL_CHUNK_ELEMENTS input values (large images).
+EVAL_CHUNK_ROWS = 8192
+EVAL_CHUNK_ELEMENTS = 2**24
 
 
 @dataclass
@@ -26,6 +59,10 @@ class EpochReport:
     metrics: dict[str, float]
     samples_per_second: float
     seconds: float
+    learning_rate: float = 0.0  # the rate of the epoch's last step
+    # {"grad_norm": {layer: float}, "grad_norm_peak": float, "dead_relu_fraction": float | None}
+    health: dict[str, Any] = field(default_factory=dict)
+    warnings: list[dict[str, Any]] = field(default_factory=list)  # new in this epoch
 
 
 @dataclass
@@ -34,11 +71,17 @@ class FitResult:
     best_epoch: int
     best_metrics: dict[str, float]
     stopped_early: bool
+    # One entry per epoch: {"epoch", the metrics, "learning_rate"}.
     history: list[dict[str, float]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    # The metrics of the weights the model holds after fit: the best epoch's when early
+    # stopping restored them, else the last epoch's.
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 EpochCallback = Callable[[EpochReport], None]
 CancelCheck = Callable[[], bool]
+CheckpointCallback = Callable[[Checkpoint], None]
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -47,7 +90,16 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device("cpu")
 
 
-def build_optimizer(config: TrainingConfig, params) -> torch.optim.Optimizer:
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """bf16 autocast on CUDA for "auto"; on CPU only when asked, as it is slower there."""
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
+def build_optimizer(
+    config: TrainingConfig, params: Iterator[nn.Parameter]
+) -> torch.optim.Optimizer:
     lr, wd = config.learning_rate, config.weight_decay
     match config.optimizer:
         case "sgd":
@@ -65,20 +117,45 @@ def build_optimizer(config: TrainingConfig, params) -> torch.optim.Optimizer:
     raise ValueError(f"unknown optimizer {config.optimizer!r}")
 
 
+@dataclass
+class _RunState:
+    """What the epochs so far decided; a checkpoint carries all of it."""
+
+    epoch: int = 0
+    best_loss: float = math.inf
+    best_epoch: int = 0
+    best_metrics: dict[str, float] = field(default_factory=dict)
+    best_model: dict[str, torch.Tensor] | None = None
+    stopped_early: bool = False
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
 class Trainer:
     def __init__(
-        self, spec: Spec, model: nn.Module, device: torch.device, target_scale: float = 1.0
+        self,
+        spec: Spec,
+        model: nn.Module,
+        device: torch.device,
+        target_scale: float = 1.0,
+        classes: Sequence[Any] | None = None,
     ) -> None:
+        check_loss_for_task(spec.training, spec.task)
         self.spec = spec
         self.config = spec.training
+        self.task = spec.task
         self.device = device
         self.model = model.to(device)
-        self.classification = spec.task == "classification"
-        self.loss_fn = nn.CrossEntropyLoss() if self.classification else nn.MSELoss()
-        self.optimizer = build_optimizer(self.config, self.model.parameters())
-        # Regression targets are standardised; MAE is reported in the target's own units.
+        # Targets are standardised; MAE and RMSE are reported in the target's own units.
         self.target_scale = target_scale
-        self.autocast_dtype = torch.bfloat16 if device.type == "cuda" else None
+        # Class labels in index order: the keys of training.class_weights.
+        self.classes = classes
+        self.optimizer = build_optimizer(self.config, self.model.parameters())
+        self.autocast_dtype = autocast_dtype(self.config.precision, device)
+        # Replaced in fit once the training targets give the class weights.
+        self.loss = build_loss(self.config, self.task)
+        self.dead_relus = DeadReluProbe(self.model)
+        self._l1_params = [p for p in self.model.parameters() if p.ndim > 1]
+        self._lr: float | None = None
 
     def fit(
         self,
@@ -88,102 +165,326 @@ class Trainer:
         y_val: torch.Tensor,
         on_epoch: EpochCallback | None = None,
         should_cancel: CancelCheck | None = None,
+        on_checkpoint: CheckpointCallback | None = None,
+        resume_from: bytes | None = None,
     ) -> FitResult:
         x_train, y_train = self._to_device(x_train), self._to_device(y_train)
         x_val, y_val = self._to_device(x_val), self._to_device(y_val)
         n = x_train.shape[0]
+        if n == 0 or x_val.shape[0] == 0:
+            raise DataError("training needs at least one training and one validation row")
         batch = n if self.config.batch_size == "full" else min(self.config.batch_size, n)
-        generator = torch.Generator(device="cpu").manual_seed(self.spec.seed)
-        stopping = self.config.early_stopping
+        steps = math.ceil(n / batch)
+        self._prepare(x_val, y_train)
 
-        best_loss, best_epoch, best_state, best_metrics = math.inf, 0, None, {}
-        history: list[dict[str, float]] = []
-        epoch = 0
-        stopped_early = False
-        for epoch in range(1, self.config.epochs + 1):
-            started = time.perf_counter()
-            train_loss = self._train_epoch(x_train, y_train, batch, generator, should_cancel)
-            metrics = {"train_loss": train_loss, **self.evaluate(x_val, y_val)}
-            broken = [name for name, value in metrics.items() if not math.isfinite(value)]
-            if broken:
-                raise TrainingDiverged(
-                    f"{broken[0]} became {metrics[broken[0]]} in epoch {epoch}; lower the "
-                    "learning rate or add gradient clipping (training.gradient_clip_norm)"
-                )
-            seconds = time.perf_counter() - started
-            history.append({"epoch": epoch, **metrics})
-            if on_epoch is not None:
-                on_epoch(EpochReport(epoch, self.config.epochs, metrics, n / seconds, seconds))
+        shuffle = torch.Generator().manual_seed(self.spec.seed)
+        torch.manual_seed(self.spec.seed)
+        schedule = LearningRateSchedule(self.config, steps)
+        monitor = HealthMonitor()
+        gradients = GradientProbe(self.model)
+        run = _RunState()
+        if resume_from is not None:
+            run = self._resume(checkpoint_from_bytes(resume_from), shuffle, schedule, monitor)
+        self._lr = None
 
-            min_delta = stopping.min_delta if stopping else 0.0
-            if metrics["val_loss"] < best_loss - min_delta:
-                best_loss, best_epoch, best_metrics = metrics["val_loss"], epoch, metrics
-                best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-            elif stopping and epoch - best_epoch >= stopping.patience:
-                stopped_early = True
+        for epoch in range(run.epoch + 1, self.config.epochs + 1):
+            if run.stopped_early:
                 break
+            started = time.perf_counter()
+            train_loss, gradient_summary = self._train_epoch(
+                epoch, x_train, y_train, batch, steps, shuffle, schedule, gradients, should_cancel
+            )
+            val_sums, dead = self._evaluate_sums(x_val, y_val, watch_relus=True)
+            metrics, health = self._read_epoch(
+                train_loss, gradient_summary, val_sums, dead, gradients, y_val
+            )
+            self._check_finite(metrics, health["grad_norm_peak"], epoch)
+            warnings = monitor.observe(
+                epoch,
+                health["grad_norm"],
+                health["grad_norm_peak"],
+                health["dead_relu_fraction"],
+                metrics["train_loss"],
+                metrics["val_loss"],
+            )
+            schedule.end_epoch(epoch, metrics["val_loss"])
+            self._track_best(run, epoch, metrics)
+            run.history.append({"epoch": epoch, **metrics, "learning_rate": self._lr})
 
-        # Early stopping restores the weights of the best validation epoch.
-        if best_state is not None:
-            self.model.load_state_dict(best_state)
-        return FitResult(epoch, best_epoch, best_metrics, stopped_early, history)
+            seconds = time.perf_counter() - started
+            # Report before checkpointing: a worker lost in between redoes the epoch and
+            # reports it twice (a write the service makes idempotent), never leaves a gap.
+            if on_epoch is not None:
+                on_epoch(
+                    EpochReport(
+                        epoch=epoch,
+                        epochs=self.config.epochs,
+                        metrics=metrics,
+                        samples_per_second=n / seconds,
+                        seconds=seconds,
+                        learning_rate=self._lr or 0.0,
+                        health=health,
+                        warnings=warnings,
+                    )
+                )
+            if on_checkpoint is not None:
+                on_checkpoint(self._checkpoint(run, schedule, monitor, shuffle))
 
-    def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
-        if self.device.type == "cuda":
-            return tensor.pin_memory().to(self.device, non_blocking=True)
-        return tensor.to(self.device)
+        stopping = self.config.early_stopping
+        restored = bool(stopping and stopping.restore_best and run.best_model is not None)
+        if restored:
+            self.model.load_state_dict(run.best_model)
+        last = {k: v for k, v in run.history[-1].items() if k not in ("epoch", "learning_rate")}
+        return FitResult(
+            epochs_run=run.epoch,
+            best_epoch=run.best_epoch,
+            best_metrics=run.best_metrics,
+            stopped_early=run.stopped_early,
+            history=run.history,
+            warnings=list(monitor.raised),
+            metrics=run.best_metrics if restored else last,
+        )
+
+    def _read_epoch(
+        self,
+        train_loss: torch.Tensor,
+        gradient_summary: torch.Tensor,
+        val_sums: torch.Tensor,
+        dead: tuple[torch.Tensor, int] | None,
+        gradients: GradientProbe,
+        y_val: torch.Tensor,
+    ) -> tuple[dict[str, float], dict[str, Any]]:
+        """The epoch's one host-device sync: (metrics, health) from what the device summed."""
+        dead_units = [dead[0].float().view(1)] if dead else []
+        parts = [train_loss.view(1), gradient_summary, val_sums, *dead_units]
+        values = torch.cat(parts).tolist()
+        val_start = 1 + len(gradient_summary)
+        grad_norm, peak_norm = gradients.read(values[1:val_start])
+        val_values = values[val_start : val_start + len(val_sums)]
+        metrics = {"train_loss": values[0], **self._val_metrics(val_values, y_val)}
+        health = {
+            "grad_norm": grad_norm,
+            "grad_norm_peak": peak_norm,
+            "dead_relu_fraction": values[-1] / dead[1] if dead else None,
+        }
+        return metrics, health
+
+    def _track_best(self, run: _RunState, epoch: int, metrics: dict[str, float]) -> None:
+        """Best validation loss so far, its weights if they will be restored, early stopping."""
+        stopping = self.config.early_stopping
+        min_delta = stopping.min_delta if stopping else 0.0
+        if metrics["val_loss"] < run.best_loss - min_delta:
+            run.best_loss, run.best_epoch, run.best_metrics = metrics["val_loss"], epoch, metrics
+            if stopping and stopping.restore_best:
+                run.best_model = detached_copy(self.model.state_dict())
+        elif stopping and epoch - run.best_epoch >= stopping.patience:
+            run.stopped_early = True
+        run.epoch = epoch
 
     def _train_epoch(
         self,
+        epoch: int,
         x: torch.Tensor,
         y: torch.Tensor,
         batch: int,
-        generator: torch.Generator,
+        steps: int,
+        shuffle: torch.Generator,
+        schedule: LearningRateSchedule,
+        gradients: GradientProbe,
         should_cancel: CancelCheck | None,
-    ) -> float:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean training loss, the gradient probe's summary), both left on the device."""
         self.model.train()
         n = x.shape[0]
-        order = torch.randperm(n, generator=generator).to(self.device)
+        # Drawn on the CPU so that one seed shuffles alike on every device.
+        order = self._to_device(torch.randperm(n, generator=shuffle))
         loss_sum = torch.zeros((), device=self.device)
-        clip = self.config.gradient_clip_norm
-        for start in range(0, n, batch):
+        gradients.start_epoch(steps, self.device)
+        clip, l1 = self.config.gradient_clip_norm, self.config.l1
+        for step in range(steps):
             if should_cancel is not None and should_cancel():
                 raise TrainingCancelled("the job was cancelled")
-            index = order[start : start + batch]
+            self._set_learning_rate(schedule.learning_rate(epoch, step))
+            index = order[step * batch : (step + 1) * batch]
             xb, yb = x[index], y[index]
-            with torch.autocast(
-                self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None
-            ):
-                loss = self._loss(self.model(xb), yb)
+            with self._autocast():
+                output = self.model(xb)
+            loss = self.loss(output, yb)
+            objective = loss + l1 * self._l1_norm() if l1 else loss
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            objective.backward()
+            if gradients.due(step):
+                gradients.sample()
             if clip is not None:
                 nn.utils.clip_grad_norm_(self.model.parameters(), clip)
             self.optimizer.step()
-            loss_sum += loss.detach() * xb.shape[0]
-        return float(loss_sum) / n
+            # Weighted by the batch's rows, so a short last batch counts for what it holds.
+            loss_sum.add_(loss.detach(), alpha=index.shape[0])
+        return loss_sum / n, gradients.summary()
 
-    def _loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if self.classification:
-            return self.loss_fn(output.float(), target)
-        return self.loss_fn(output.float().squeeze(-1), target)
+    @torch.inference_mode()
+    def _evaluate_sums(
+        self, x: torch.Tensor, y: torch.Tensor, watch_relus: bool = False
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, int] | None]:
+        """The task's metric sums over (x, y) in chunks, and (dead ReLU units, all units)."""
+        self.model.eval()
+        loss_sum = torch.zeros((), device=self.device)
+        count = torch.zeros((), device=self.device)
+        hits = torch.zeros((), device=self.device)  # correct rows, or absolute error
+        squares = torch.zeros((), device=self.device)  # squared error
+        watching = self.dead_relus.watching() if watch_relus else nullcontext()
+        chunk = max(1, min(EVAL_CHUNK_ROWS, EVAL_CHUNK_ELEMENTS // max(1, x[0].numel())))
+        with watching:
+            for start in range(0, x.shape[0], chunk):
+                xb, yb = x[start : start + chunk], y[start : start + chunk]
+                self.dead_relus.next_batch()
+                with self._autocast():
+                    output = self.model(xb)
+                output = output.float()
+                total, denominator = self.loss.total(output, yb)
+                loss_sum += total
+                count += denominator
+                if self.task == "classification":
+                    hits += (self._predict_classes(output) == yb).sum()
+                elif self.task != "reconstruction":
+                    error = output.reshape(yb.shape) - yb
+                    hits += error.abs().sum()
+                    squares += error.square().sum()
+        sums = [loss_sum, count, hits, squares]
+        if self.task == "regression":
+            sums.append((y - y.mean()).square().sum())
+        dead = self.dead_relus.dead_and_total() if watch_relus else None
+        return torch.stack(sums), dead
 
-    @torch.no_grad()
+    def _val_metrics(self, sums: list[float], y: torch.Tensor) -> dict[str, float]:
+        loss_sum, count, hits, squares = sums[:4]
+        metrics = {"val_loss": loss_sum / count}
+        rows, elements = y.shape[0], y.numel()
+        if self.task == "classification":
+            metrics["val_accuracy"] = hits / rows
+        elif self.task == "regression":
+            metrics["val_mae"] = hits / rows * self.target_scale
+            metrics["val_r2"] = 1 - squares / max(sums[4], 1e-12)
+        elif self.task == "forecasting":
+            metrics["val_rmse"] = math.sqrt(squares / elements) * self.target_scale
+            metrics["val_mae"] = hits / elements * self.target_scale
+        return metrics
+
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """Validation loss and the task's metrics, computed on the device, read once."""
-        self.model.eval()
-        with torch.autocast(
-            self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None
-        ):
-            output = self.model(x).float()
-        loss = self._loss(output, y)
-        if self.classification:
-            accuracy = (output.argmax(dim=1) == y).float().mean()
-            values = torch.stack([loss, accuracy]).tolist()
-            return {"val_loss": values[0], "val_accuracy": values[1]}
-        prediction = output.squeeze(-1)
-        mae = (prediction - y).abs().mean() * self.target_scale
-        total = ((y - y.mean()) ** 2).sum()
-        r2 = 1 - ((y - prediction) ** 2).sum() / total.clamp_min(1e-12)
-        values = torch.stack([loss, mae, r2]).tolist()
-        return {"val_loss": values[0], "val_mae": values[1], "val_r2": values[2]}
+        x, y = self._to_device(x), self._to_device(y)
+        sums, _ = self._evaluate_sums(x, y)
+        return self._val_metrics(sums.tolist(), y)
+
+    def _predict_classes(self, output: torch.Tensor) -> torch.Tensor:
+        if output.shape[1] == 1:  # binary cross-entropy's single logit
+            return (output[:, 0] > 0).long()
+        return output.argmax(dim=1)
+
+    def _prepare(self, x_val: torch.Tensor, y_train: torch.Tensor) -> None:
+        """Fail fast on a model whose output cannot meet the targets; set class weights."""
+        self.model.eval()  # no dropout, no batch-norm statistics, no random numbers drawn
+        with torch.inference_mode():
+            width = self.model(x_val[:1]).shape[1:]
+        if self.task != "classification":
+            if width.numel() != y_train.shape[1:].numel():
+                raise SpecMismatch(
+                    "model",
+                    f"the model's output per row {tuple(width)} does not fit the target's "
+                    f"{tuple(y_train.shape[1:])}",
+                )
+            return
+        n_classes = width.numel() if width.numel() > 1 else 2
+        if len(width) != 1 or (width[0] == 1 and self.loss.kind != "binary_cross_entropy"):
+            raise SpecMismatch("model", f"a classifier needs one output per class, not {width}")
+        if self.loss.kind == "binary_cross_entropy" and n_classes != 2:
+            raise SpecMismatch(
+                "training.loss", f"binary_cross_entropy needs 2 classes; the target has {n_classes}"
+            )
+        weights = class_weight_vector(self.config, y_train, n_classes, self.classes)
+        self.loss = build_loss(self.config, self.task, weights)
+
+    def _check_finite(self, metrics: dict[str, float], peak_norm: float, epoch: int) -> None:
+        broken = [name for name, value in metrics.items() if not math.isfinite(value)]
+        if not broken:
+            return
+        cause = (
+            f"the gradients exploded (norm {peak_norm:.1e})"
+            if not math.isfinite(peak_norm) or peak_norm > EXPLODING_NORM
+            else "the loss overflowed"
+        )
+        raise TrainingDiverged(
+            f"{broken[0]} became {metrics[broken[0]]} in epoch {epoch}: {cause}; lower the "
+            "learning rate (training.learning_rate) or add gradient clipping "
+            "(training.gradient_clip_norm)"
+        )
+
+    def _set_learning_rate(self, lr: float) -> None:
+        if lr != self._lr:
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            self._lr = lr
+
+    def _l1_norm(self) -> torch.Tensor:
+        return torch.stack([p.abs().sum() for p in self._l1_params]).sum()
+
+    def _autocast(self) -> AbstractContextManager:
+        if self.autocast_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        if tensor.device == self.device:
+            return tensor
+        if self.device.type == "cuda" and tensor.device.type == "cpu":
+            # Pinned memory lets the one copy of the data run at full bus speed.
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor.to(self.device)
+
+    def _checkpoint(
+        self,
+        run: _RunState,
+        schedule: LearningRateSchedule,
+        monitor: HealthMonitor,
+        shuffle: torch.Generator,
+    ) -> Checkpoint:
+        return Checkpoint(
+            epoch=run.epoch,
+            spec_json=self.spec.model_dump_json(),
+            model=detached_copy(self.model.state_dict()),
+            optimizer=detached_copy(self.optimizer.state_dict()),
+            schedule=schedule.state_dict(),
+            rng=capture_rng_states(shuffle, self.device),
+            best_loss=run.best_loss,
+            best_epoch=run.best_epoch,
+            best_metrics=dict(run.best_metrics),
+            best_model=run.best_model,
+            stopped_early=run.stopped_early,
+            history=[dict(entry) for entry in run.history],
+            health=detached_copy(monitor.state_dict()),
+        )
+
+    def _resume(
+        self,
+        checkpoint: Checkpoint,
+        shuffle: torch.Generator,
+        schedule: LearningRateSchedule,
+        monitor: HealthMonitor,
+    ) -> _RunState:
+        # Another spec would go on with other settings from this state: refuse, not guess.
+        if checkpoint.spec_json != self.spec.model_dump_json():
+            raise CheckpointError("the checkpoint was made for another spec")
+        self.model.load_state_dict(checkpoint.model)
+        self.optimizer.load_state_dict(checkpoint.optimizer)
+        schedule.load_state_dict(checkpoint.schedule)
+        monitor.load_state_dict(checkpoint.health)
+        restore_rng_states(checkpoint.rng, shuffle)
+        return _RunState(
+            epoch=checkpoint.epoch,
+            best_loss=checkpoint.best_loss,
+            best_epoch=checkpoint.best_epoch,
+            best_metrics=dict(checkpoint.best_metrics),
+            best_model=checkpoint.best_model,
+            stopped_early=checkpoint.stopped_early,
+            history=[dict(entry) for entry in checkpoint.history],
+        )

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1)
 
     max_upload_mb: int = Field(default=1024, ge=1)
+    # Arrays are decoded in memory to be checked: 2e8 float32 elements is 800 MB.
+    max_array_elements: int = Field(default=200_000_000, ge=1)
     max_epochs: int = Field(default=1000, ge=1)
     max_predict_rows: int = Field(default=100_000, ge=1)
     page_size_max: int = 200

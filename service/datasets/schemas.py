@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -20,6 +21,8 @@ class DatasetOut(BaseModel):
     source_format: str
     size_bytes: int
     sha256: str
+    kind: Literal["table", "arrays"]
     rows: int
     columns: list[ColumnOut]
+    arrays: dict[str, Any] | None = None
     created_at: datetime

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import posixpath
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -11,7 +11,9 @@ from fastapi import Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from engine.data.ingest import TableSummary, convert_to_parquet, detect_format
+from engine.data.arrays import ArrayData, read_arrays, read_npz, summarise, write_arrays
+from engine.data.images import read_image_zip
+from engine.data.ingest import convert_to_parquet, detect_format
 from engine.errors import DataError
 from service.auth.tables import Project
 from service.core.database import new_id
@@ -21,7 +23,7 @@ from service.core.settings import Settings
 from service.core.store import Store
 from service.datasets import repository
 from service.datasets.schemas import DatasetOut
-from service.datasets.tables import Dataset, source_key, table_key
+from service.datasets.tables import Dataset, arrays_key, source_key, table_key
 from service.datasets.upload import ReceivedFile, receive_upload
 
 
@@ -33,7 +35,7 @@ async def upload_dataset(
         received = await receive_upload(
             request, store, source_key(dataset_id), settings.max_upload_mb * 2**20
         )
-        fmt, summary = await run_in_threadpool(_ingest, store, dataset_id, received)
+        ingested = await run_in_threadpool(_ingest, store, dataset_id, received, settings)
     except BaseException:
         # Nothing half-stored: a refused upload leaves no object behind.
         await run_in_threadpool(store.delete_prefix, f"datasets/{dataset_id}")
@@ -42,23 +44,46 @@ async def upload_dataset(
         id=dataset_id,
         project_id=project.id,
         name=_display_name(received),
-        source_format=fmt,
+        source_format=ingested.source_format,
+        kind=ingested.kind,
         size_bytes=received.size,
         sha256=received.sha256,
-        rows=summary.rows,
-        columns=[asdict(c) for c in summary.columns],
+        rows=ingested.rows,
+        columns=ingested.columns,
+        arrays=ingested.arrays,
     )
     return repository.add(session, dataset)
 
 
-def _ingest(store: Store, dataset_id: str, received: ReceivedFile) -> tuple[str, TableSummary]:
+@dataclass
+class Ingested:
+    source_format: str
+    kind: str
+    rows: int
+    columns: list[dict] = field(default_factory=list)
+    arrays: dict | None = None
+
+
+def _ingest(store: Store, dataset_id: str, received: ReceivedFile, settings: Settings) -> Ingested:
+    """Parse the stored upload into its canonical form: Parquet for tables, NPZ for arrays."""
     try:
-        fmt = detect_format(received.head, received.filename)
+        with store.open_read(source_key(dataset_id)) as source:
+            fmt = detect_format(received.head, received.filename, source)
         with (
             store.open_read(source_key(dataset_id)) as source,
-            store.open_write(table_key(dataset_id)) as sink,
+            store.open_write(
+                table_key(dataset_id) if fmt in ("csv", "parquet") else arrays_key(dataset_id)
+            ) as sink,
         ):
-            return fmt, convert_to_parquet(source, fmt, sink)
+            if fmt in ("csv", "parquet"):
+                summary = convert_to_parquet(source, fmt, sink)
+                return Ingested(fmt, "table", summary.rows, [asdict(c) for c in summary.columns])
+            if fmt == "npz":
+                data = read_npz(source, max_elements=settings.max_array_elements)
+            else:
+                data = read_image_zip(source)
+            write_arrays(data, sink)
+            return Ingested(fmt, "arrays", len(data.x), arrays=summarise(data))
     except DataError as exc:
         raise InvalidInput(
             f"file: {exc.message}",
@@ -72,7 +97,14 @@ def _display_name(received: ReceivedFile) -> str:
     # Only ever a label: the store path comes from the id.
     name = posixpath.basename(name.replace("\\", "/")).strip() or "dataset"
     stem, ext = posixpath.splitext(name)
-    if not received.fields.get("name") and ext.lower() in (".csv", ".parquet", ".pq", ".tsv"):
+    if not received.fields.get("name") and ext.lower() in (
+        ".csv",
+        ".parquet",
+        ".pq",
+        ".tsv",
+        ".npz",
+        ".zip",
+    ):
         name = stem or name
     return name[:200]
 
@@ -97,3 +129,11 @@ def list_datasets(session: Session, project: Project, limit: int, offset: int) -
 def read_table(store: Store, dataset: Dataset) -> pa.Table:
     with store.open_read(table_key(dataset.id)) as fh:
         return pq.read_table(fh)
+
+
+def read_dataset(store: Store, dataset: Dataset) -> pa.Table | ArrayData:
+    """The dataset's canonical content: a table, or x/y arrays."""
+    if dataset.kind == "arrays":
+        with store.open_read(arrays_key(dataset.id)) as fh:
+            return read_arrays(fh)
+    return read_table(store, dataset)

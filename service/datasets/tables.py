@@ -18,8 +18,11 @@ class Dataset(Base):
     source_format: Mapped[str] = mapped_column(String(16))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
+    # "table" (rows and columns, stored as Parquet) or "arrays" (x/y tensors, stored as NPZ).
+    kind: Mapped[str] = mapped_column(String(16), default="table", server_default="table")
     rows: Mapped[int] = mapped_column(Integer)
     columns: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    arrays: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -29,3 +32,7 @@ def source_key(dataset_id: str) -> str:
 
 def table_key(dataset_id: str) -> str:
     return f"datasets/{dataset_id}/data.parquet"
+
+
+def arrays_key(dataset_id: str) -> str:
+    return f"datasets/{dataset_id}/data.npz"

@@ -15,16 +15,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import EngineError, TrainingCancelled
 from engine.spec import Spec
-from engine.training.recipe import train_on_table
+from engine.training.checkpoint import Checkpoint, checkpoint_to_bytes
+from engine.training.recipe import train
 from engine.training.trainer import EpochReport
 from service.core.database import new_id, transaction
 from service.core.queue import JobQueue
 from service.core.settings import Settings
 from service.core.store import Store
-from service.datasets.service import read_table
+from service.datasets.service import read_dataset
 from service.datasets.tables import Dataset
 from service.jobs import repository
-from service.jobs.tables import CANCELLED, FAILED, SUCCEEDED
+from service.jobs.tables import CANCELLED, FAILED, SUCCEEDED, checkpoint_key
 from service.models import repository as model_repository
 from service.models.tables import Model, model_file_key
 
@@ -98,6 +99,8 @@ def run_training_job(resources: JobResources, job_id: str) -> str:
     keeper = LeaseKeeper(resources, job_id, token)
     keeper.start()
     started = time.monotonic()
+    warnings: list[dict] = list(job.warnings or [])
+    store = resources.store
 
     def on_epoch(report: EpochReport) -> None:
         elapsed = time.monotonic() - started
@@ -107,16 +110,42 @@ def run_training_job(resources: JobResources, job_id: str) -> str:
             "samples_per_second": round(report.samples_per_second, 1),
             "eta_seconds": round(elapsed / report.epoch * (report.epochs - report.epoch), 1),
         }
+        known = {w["code"] for w in warnings}
+        warnings.extend(w for w in report.warnings if w["code"] not in known)
         with transaction(resources.session_factory) as session:
             if not repository.record_epoch(
-                session, job_id, token, report.epoch, report.metrics, progress
+                session,
+                job_id,
+                token,
+                report.epoch,
+                report.metrics,
+                progress,
+                history=epoch_history(report),
+                warnings=warnings,
             ):
                 keeper.lost = True
 
+    def on_checkpoint(checkpoint: Checkpoint) -> None:
+        # Written under a temporary name and renamed: a crash never leaves half a checkpoint.
+        store.write_bytes(checkpoint_key(job_id), checkpoint_to_bytes(checkpoint))
+
     try:
         spec = Spec.model_validate(job.spec)
-        table = read_table(resources.store, dataset)
-        trained = train_on_table(spec, table, on_epoch=on_epoch, should_cancel=keeper.should_stop)
+        data = read_dataset(store, dataset)
+        # A job claimed again (its worker died or stopped) goes on from its last epoch.
+        resume_from = (
+            store.read_bytes(checkpoint_key(job_id))
+            if store.exists(checkpoint_key(job_id))
+            else None
+        )
+        trained = train(
+            spec,
+            data,
+            on_epoch=on_epoch,
+            should_cancel=keeper.should_stop,
+            on_checkpoint=on_checkpoint,
+            resume_from=resume_from,
+        )
         if keeper.lost:
             return "lost"
         model_id = new_id("mdl")
@@ -140,6 +169,7 @@ def run_training_job(resources: JobResources, job_id: str) -> str:
                 session.rollback()
                 resources.store.delete_prefix(f"models/{model_id}")
                 return "lost"
+        store.delete_prefix(f"jobs/{job_id}")
         return SUCCEEDED
     except TrainingCancelled:
         if keeper.lost:
@@ -161,6 +191,18 @@ def run_training_job(resources: JobResources, job_id: str) -> str:
         return FAILED
     finally:
         keeper.stop()
+
+
+def epoch_history(report: EpochReport) -> dict[str, float]:
+    """What the metrics history keeps for an epoch: the metrics, the learning rate and the
+    training-health readings (gradient norm per layer, dead ReLU fraction)."""
+    history = {**report.metrics, "learning_rate": report.learning_rate}
+    health = report.health or {}
+    for layer, norm in (health.get("grad_norm") or {}).items():
+        history[f"grad_norm/{layer}"] = norm
+    if health.get("dead_relu_fraction") is not None:
+        history["dead_relu_fraction"] = health["dead_relu_fraction"]
+    return history
 
 
 def _finish(

@@ -96,11 +96,18 @@ def record_epoch(
     epoch: int,
     metrics: dict[str, float],
     progress: dict[str, Any],
+    history: dict[str, float] | None = None,
+    warnings: list[dict[str, Any]] | None = None,
 ) -> bool:
+    """The job's latest metrics and progress, and one history row per name for this epoch
+    (`history` defaults to `metrics`; it may carry more, such as gradient norms)."""
+    values: dict[str, Any] = {"progress": progress, "metrics": metrics}
+    if warnings is not None:
+        values["warnings"] = warnings
     result = session.execute(
         update(Job)
         .where(_held(job_id, token))
-        .values(progress=progress, metrics=metrics)
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
@@ -108,7 +115,7 @@ def record_epoch(
     session.execute(delete(JobMetric).where(JobMetric.job_id == job_id, JobMetric.epoch == epoch))
     session.add_all(
         JobMetric(job_id=job_id, epoch=epoch, name=name, value=value)
-        for name, value in metrics.items()
+        for name, value in (history if history is not None else metrics).items()
     )
     session.flush()
     return True

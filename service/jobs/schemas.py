@@ -27,6 +27,12 @@ class JobError(BaseModel):
     message: str
 
 
+class JobWarning(BaseModel):
+    code: Literal["vanishing_gradient", "exploding_gradient", "dead_relu", "overfitting"] | str
+    epoch: int = Field(description="The epoch the condition began")
+    message: str
+
+
 class JobOut(BaseModel):
     id: str
     dataset_id: str
@@ -36,6 +42,7 @@ class JobOut(BaseModel):
     cancel_requested: bool
     progress: Progress | None
     metrics: dict[str, float] | None
+    warnings: list[JobWarning]
     model_id: str | None
     error: JobError | None
     spec: dict[str, Any]
@@ -52,3 +59,4 @@ class EpochMetrics(BaseModel):
 class JobMetricsOut(BaseModel):
     job_id: str
     epochs: list[EpochMetrics]
+    warnings: list[JobWarning]

@@ -4,24 +4,20 @@ from __future__ import annotations
 
 from itertools import groupby
 
-import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
 
-from engine.data.preprocess import check_spec_against_schema
-from engine.errors import SpecMismatch
 from engine.spec import Spec
 from service.auth.tables import Project
 from service.core.deps import after_commit
-from service.core.errors import Conflict, InvalidInput, NotFound
+from service.core.errors import Conflict, NotFound
 from service.core.queue import JobQueue
 from service.core.schemas import Page
 from service.core.settings import Settings
 from service.core.store import Store
-from service.datasets.service import get_dataset
-from service.datasets.tables import table_key
 from service.jobs import repository
 from service.jobs.schemas import EpochMetrics, JobError, JobMetricsOut, JobOut, Progress
 from service.jobs.tables import CANCELLED, FINISHED, QUEUED, RUNNING, Job
+from service.specs.service import check_spec
 
 
 def submit_job(
@@ -33,18 +29,8 @@ def submit_job(
     dataset_id: str,
     spec: Spec,
 ) -> Job:
-    dataset = get_dataset(session, project, dataset_id)
-    check_spec_limits(spec, settings)
-    with store.open_read(table_key(dataset.id)) as fh:
-        schema = pq.read_schema(fh)
-    try:
-        check_spec_against_schema(spec, schema)
-    except SpecMismatch as exc:
-        raise InvalidInput(
-            f"spec.{exc.field}: {exc.reason}",
-            code="invalid_spec",
-            details=[{"field": f"spec.{exc.field}", "reason": exc.reason}],
-        ) from exc
+    """Check the spec against the dataset as `POST /v1/specs/validate` does, then queue it."""
+    dataset, _, _ = check_spec(session, store, settings, project, dataset_id, spec)
     job = repository.add(
         session,
         Job(
@@ -57,16 +43,6 @@ def submit_job(
     )
     after_commit(session, lambda: queue.enqueue_training(job.id, job.queue))
     return job
-
-
-def check_spec_limits(spec: Spec, settings: Settings) -> None:
-    if spec.training.epochs > settings.max_epochs:
-        raise InvalidInput(
-            f"spec.training.epochs: {spec.training.epochs} is over the limit of "
-            f"{settings.max_epochs}",
-            code="invalid_spec",
-            details=[{"field": "spec.training.epochs", "limit": settings.max_epochs}],
-        )
 
 
 def queue_for(spec: Spec, settings: Settings) -> str:
@@ -114,7 +90,7 @@ def job_metrics(session: Session, project: Project, job_id: str) -> JobMetricsOu
         EpochMetrics(epoch=epoch, values={r.name: r.value for r in group})
         for epoch, group in groupby(rows, key=lambda r: r.epoch)
     ]
-    return JobMetricsOut(job_id=job.id, epochs=epochs)
+    return JobMetricsOut(job_id=job.id, epochs=epochs, warnings=job.warnings or [])
 
 
 def job_out(job: Job) -> JobOut:
@@ -135,6 +111,7 @@ def job_out(job: Job) -> JobOut:
         cancel_requested=job.cancel_requested,
         progress=progress,
         metrics=job.metrics,
+        warnings=job.warnings or [],
         model_id=job.model_id,
         error=error,
         spec=job.spec,

@@ -9,7 +9,7 @@ from service.core.deps import SessionDep, SettingsDep
 from service.core.schemas import Page, error_responses
 from service.models import service
 from service.models.cache import ModelCache
-from service.models.schemas import ModelOut, PredictRequest, PredictResponse
+from service.models.schemas import EncodeResponse, ModelOut, PredictRequest, PredictResponse
 
 # Every route here needs a key and validates its input.
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=error_responses(401, 422))
@@ -53,3 +53,20 @@ def predict(
 ) -> PredictResponse:
     """Predict from raw rows; the model replays its own preprocessing."""
     return service.predict(session, cache, settings, project, model_id, body.instances)
+
+
+@router.post(
+    "/{model_id}/encode",
+    operation_id="encode",
+    responses=error_responses(404, 409, 413),
+)
+def encode(
+    model_id: str,
+    body: PredictRequest,
+    project: CurrentProject,
+    session: SessionDep,
+    cache: ModelCacheDep,
+    settings: SettingsDep,
+) -> EncodeResponse:
+    """Embeddings (the latent vector) from an autoencoder model, one per instance."""
+    return service.encode(session, cache, settings, project, model_id, body.instances)

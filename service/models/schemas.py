@@ -20,9 +20,11 @@ class ModelOut(BaseModel):
 
 
 class PredictRequest(BaseModel):
-    instances: list[dict[str, Any]] = Field(
+    instances: list[Any] = Field(
         min_length=1,
-        description="Raw rows with the training columns: un-scaled, un-encoded.",
+        description="Raw instances shaped like the training data: rows of named columns "
+        "(un-scaled, un-encoded); nested arrays for array datasets (an image may also be a "
+        "base64 PNG/JPEG string); for forecasting, each instance is a window of past rows.",
         examples=[[{"age": 42, "city": "Lyon"}]],
     )
 
@@ -31,8 +33,17 @@ class Prediction(BaseModel):
     label: Any = None
     probabilities: dict[str, float] | None = None
     value: float | None = None
+    values: list[float] | None = Field(default=None, description="Forecast over the horizon")
+    anomaly_score: float | None = Field(
+        default=None, description="Reconstruction error: higher is more unusual"
+    )
 
 
 class PredictResponse(BaseModel):
     model_id: str
     predictions: list[Prediction]
+
+
+class EncodeResponse(BaseModel):
+    model_id: str
+    embeddings: list[list[float]]

@@ -14,7 +14,7 @@ from engine.artifacts import MODEL_FILES, load_model
 from engine.errors import InvalidInstances
 from engine.inference import Predictor
 from engine.spec import Spec
-from engine.training.recipe import TrainedModel, train_on_table
+from engine.training.recipe import TrainedModel, train
 from tests.sample_data import linear_regression, mixed_classification
 
 
@@ -34,12 +34,12 @@ def _rows(columns: dict[str, list], target: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def classifier() -> TrainedModel:
-    return train_on_table(_spec("classification", "label", 15), pa.table(mixed_classification()))
+    return train(_spec("classification", "label", 15), pa.table(mixed_classification()))
 
 
 @pytest.fixture(scope="module")
 def regressor() -> TrainedModel:
-    return train_on_table(_spec("regression", "y", 40), pa.table(linear_regression()))
+    return train(_spec("regression", "y", 40), pa.table(linear_regression()))
 
 
 def test_model_files_are_exactly_spec_weights_preprocess_and_metrics(classifier):
@@ -72,10 +72,10 @@ def test_spec_and_metrics_files_are_readable_json(classifier):
 
 
 def test_loaded_model_has_the_trained_weights(classifier):
-    spec, preprocessor, model = load_model(classifier.files())
+    spec, pipeline, model = load_model(classifier.files())
 
     assert spec == classifier.spec
-    assert preprocessor == classifier.preprocessor
+    assert pipeline.preprocessor == classifier.pipeline.preprocessor
     assert not model.training
     for name, tensor in classifier.model.state_dict().items():
         assert torch.equal(model.state_dict()[name], tensor), name
@@ -83,7 +83,7 @@ def test_loaded_model_has_the_trained_weights(classifier):
 
 def test_classifier_predicts_training_classes_with_probabilities_summing_to_one(classifier):
     rows = _rows(mixed_classification(n=30, seed=1), "label")
-    classes = classifier.preprocessor.target.classes
+    classes = classifier.pipeline.preprocessor.target.classes
 
     predictions = Predictor.from_files(classifier.files()).predict(rows)
 
@@ -113,9 +113,9 @@ def test_predictions_from_files_equal_those_of_the_in_memory_model(classifier):
 
     model = classifier.model.eval()
     with torch.no_grad():
-        x = torch.from_numpy(classifier.preprocessor.transform(table))
+        x = torch.from_numpy(classifier.pipeline.preprocessor.transform(table))
         expected = torch.softmax(model(x), dim=1).numpy()
-    keys = [str(c) for c in classifier.preprocessor.target.classes]
+    keys = [str(c) for c in classifier.pipeline.preprocessor.target.classes]
     got = np.array([[p["probabilities"][k] for k in keys] for p in predictions])
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
@@ -176,7 +176,7 @@ def test_row_that_is_not_an_object_is_named(classifier):
 
 def test_null_numeric_value_is_accepted_and_imputed(classifier):
     predictor = Predictor.from_files(classifier.files())
-    fill = next(f.fill for f in classifier.preprocessor.features if f.name == "x2")
+    fill = next(f.fill for f in classifier.pipeline.preprocessor.features if f.name == "x2")
     row = _rows(mixed_classification(n=1, seed=1), "label")[0]
 
     with_null = predictor.predict([{**row, "x2": None}])
@@ -193,7 +193,7 @@ def test_null_and_unseen_categories_are_accepted(classifier):
     )
 
     assert predictions[0] == predictions[1]
-    assert predictions[0]["label"] in classifier.preprocessor.target.classes
+    assert predictions[0]["label"] in classifier.pipeline.preprocessor.target.classes
 
 
 def test_extra_columns_are_ignored(classifier):
@@ -218,7 +218,7 @@ def test_boolean_feature_accepts_true_and_false_at_predict_time():
             "label": ["on", "off"] * 20,
         }
     )
-    trained = train_on_table(_spec("classification", "label", 30), table)
+    trained = train(_spec("classification", "label", 30), table)
 
     predictions = Predictor.from_files(trained.files()).predict(
         [{"flag": True, "x": 1.0}, {"flag": False, "x": 1.0}]
@@ -230,7 +230,7 @@ def test_boolean_feature_accepts_true_and_false_at_predict_time():
 def test_integer_class_labels_come_back_as_integers():
     columns = mixed_classification(n=80)
     columns["label"] = [1 if v == "yes" else 0 for v in columns["label"]]
-    trained = train_on_table(_spec("classification", "label", 3), pa.table(columns))
+    trained = train(_spec("classification", "label", 3), pa.table(columns))
 
     predictions = Predictor.from_files(trained.files()).predict(_rows(columns, "label")[:5])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from engine.models import default_model_config
 from engine.spec import Spec
 
 
@@ -22,8 +23,21 @@ def test_minimal_spec_validates_with_sound_defaults():
     assert spec.training.early_stopping is not None
     assert spec.training.early_stopping.patience >= 1
     assert 0 < spec.data.split.validation < 1
-    assert spec.model.family == "mlp"
-    assert spec.model.hidden
+    # The model is chosen from the data when the job runs (see the next test).
+    assert spec.model is None
+
+
+@pytest.mark.parametrize(
+    ("task", "input_shape", "family"),
+    [
+        ("classification", (30,), "mlp"),
+        ("classification", (1, 8, 8), "cnn"),
+        ("classification", (100, 1), "rnn"),
+        ("reconstruction", (12,), "autoencoder"),
+    ],
+)
+def test_default_model_follows_the_task_and_the_input(task, input_shape, family):
+    assert default_model_config(task, input_shape).family == family
 
 
 def test_unknown_optimizer_error_lists_allowed_ones():

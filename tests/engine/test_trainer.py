@@ -9,11 +9,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import torch
+from torch import nn
 
 from engine.errors import TrainingCancelled, TrainingDiverged
-from engine.models import build_model
 from engine.spec import Spec
-from engine.training.recipe import train_on_table
+from engine.training.recipe import train
 from engine.training.trainer import EpochReport, Trainer
 from tests.sample_data import linear_regression, mixed_classification
 
@@ -38,20 +38,23 @@ def _noise_problem(seed: int = 0, n_train: int = 24, n_val: int = 24):
 
 
 def _noise_trainer(spec: Spec) -> Trainer:
+    # A plain torch MLP: these tests pin the loop, not the model builders.
     torch.manual_seed(spec.seed)
-    model = build_model(spec, input_dim=4, output_dim=1)
+    model = nn.Sequential(
+        nn.Linear(4, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1)
+    )
     return Trainer(spec, model, torch.device("cpu"))
 
 
 def test_classification_reaches_high_validation_accuracy():
-    result = train_on_table(_spec("classification", "label"), pa.table(mixed_classification()))
+    result = train(_spec("classification", "label"), pa.table(mixed_classification()))
 
     assert result.metrics["val_accuracy"] > 0.8
     assert result.metrics["val_loss"] == min(h["val_loss"] for h in result.fit.history)
 
 
 def test_regression_reaches_high_validation_r2():
-    result = train_on_table(_spec("regression", "y"), pa.table(linear_regression()))
+    result = train(_spec("regression", "y"), pa.table(linear_regression()))
 
     assert result.metrics["val_r2"] > 0.9
     assert result.metrics["val_mae"] >= 0.0
@@ -62,7 +65,7 @@ def test_stochastic_and_full_batch_both_train(batch_size):
     table = pa.table(linear_regression(n=80))
     spec = _spec("regression", "y", epochs=3, batch_size=batch_size, early_stopping=None)
 
-    result = train_on_table(spec, table)
+    result = train(spec, table)
 
     history = result.fit.history
     assert result.fit.epochs_run == 3
@@ -74,8 +77,8 @@ def test_same_spec_seed_and_data_give_identical_results():
     table = pa.table(mixed_classification(n=120))
     spec = _spec("classification", "label", seed=5, epochs=5)
 
-    first = train_on_table(spec, table)
-    second = train_on_table(spec, table)
+    first = train(spec, table)
+    second = train(spec, table)
 
     assert first.fit.history == second.fit.history
     assert first.metrics == second.metrics
@@ -86,8 +89,8 @@ def test_same_spec_seed_and_data_give_identical_results():
 def test_another_seed_gives_different_weights():
     table = pa.table(mixed_classification(n=120))
 
-    first = train_on_table(_spec("classification", "label", seed=1, epochs=2), table)
-    second = train_on_table(_spec("classification", "label", seed=2, epochs=2), table)
+    first = train(_spec("classification", "label", seed=1, epochs=2), table)
+    second = train(_spec("classification", "label", seed=2, epochs=2), table)
 
     weights = [m.model.state_dict()["0.weight"] for m in (first, second)]
     assert not torch.equal(*weights)
@@ -97,7 +100,7 @@ def test_rows_without_a_target_are_left_out_of_training():
     columns = linear_regression(n=60)
     columns["y"] = [None if i % 10 == 0 else v for i, v in enumerate(columns["y"])]
 
-    result = train_on_table(_spec("regression", "y", epochs=2), pa.table(columns))
+    result = train(_spec("regression", "y", epochs=2), pa.table(columns))
 
     assert result.rows["train"] + result.rows["validation"] == 54
     assert result.rows["validation"] > 0
@@ -109,7 +112,7 @@ def test_huge_learning_rate_raises_training_diverged_mentioning_the_learning_rat
     )
 
     with pytest.raises(TrainingDiverged, match="learning rate") as info:
-        train_on_table(spec, pa.table(linear_regression(n=80)))
+        train(spec, pa.table(linear_regression(n=80)))
 
     assert info.value.code == "diverged"
     # The message names the metric that stopped being a number, and its value.
@@ -118,7 +121,7 @@ def test_huge_learning_rate_raises_training_diverged_mentioning_the_learning_rat
 
 def test_cancel_check_returning_true_raises_training_cancelled():
     with pytest.raises(TrainingCancelled):
-        train_on_table(
+        train(
             _spec("regression", "y", epochs=5),
             pa.table(linear_regression(n=60)),
             should_cancel=lambda: True,
@@ -129,7 +132,7 @@ def test_cancel_mid_training_stops_before_the_next_epoch():
     reports: list[EpochReport] = []
 
     with pytest.raises(TrainingCancelled):
-        train_on_table(
+        train(
             _spec("regression", "y", epochs=10),
             pa.table(linear_regression(n=60)),
             on_epoch=reports.append,
@@ -143,15 +146,22 @@ def test_on_epoch_is_called_once_per_epoch_in_order():
     reports: list[EpochReport] = []
     spec = _spec("classification", "label", epochs=6, early_stopping=None)
 
-    result = train_on_table(spec, pa.table(mixed_classification(n=80)), on_epoch=reports.append)
+    result = train(spec, pa.table(mixed_classification(n=80)), on_epoch=reports.append)
 
     assert [r.epoch for r in reports] == list(range(1, 7))
     assert result.fit.epochs_run == 6
     assert all(r.epochs == 6 for r in reports)
     assert all(r.samples_per_second > 0 for r in reports)
     assert [r.metrics for r in reports] == [
-        {k: v for k, v in h.items() if k != "epoch"} for h in result.fit.history
+        {k: v for k, v in h.items() if k not in ("epoch", "learning_rate")}
+        for h in result.fit.history
     ]
+    assert [r.learning_rate for r in reports] == [h["learning_rate"] for h in result.fit.history]
+    for report in reports:
+        assert set(report.health) == {"grad_norm", "grad_norm_peak", "dead_relu_fraction"}
+        assert all(v >= 0 for v in report.health["grad_norm"].values())
+        assert 0.0 <= report.health["dead_relu_fraction"] <= 1.0
+        assert isinstance(report.warnings, list)
 
 
 def test_early_stopping_stops_before_epochs_and_restores_the_best_weights():
@@ -196,3 +206,30 @@ def test_without_early_stopping_every_epoch_runs():
     assert fit.epochs_run == 8
     assert not fit.stopped_early
     assert len(fit.history) == 8
+
+
+def test_fit_result_metrics_are_those_of_the_weights_left_in_the_model():
+    spec = _spec("regression", "y", epochs=8, batch_size="full", early_stopping=None)
+    x_train, y_train, x_val, y_val = _noise_problem()
+    trainer = _noise_trainer(spec)
+
+    fit = trainer.fit(x_train, y_train, x_val, y_val)
+
+    # Without early stopping nothing is restored: the model is the last epoch's.
+    last = {k: v for k, v in fit.history[-1].items() if k not in ("epoch", "learning_rate")}
+    assert fit.metrics == last
+    assert trainer.evaluate(x_val, y_val)["val_loss"] == pytest.approx(last["val_loss"], rel=1e-6)
+    assert fit.best_metrics["val_loss"] == min(h["val_loss"] for h in fit.history)
+
+
+def test_warnings_in_the_fit_result_are_those_reported_epoch_by_epoch():
+    spec = _spec("regression", "y", epochs=60, batch_size="full", early_stopping=None)
+    reports: list[EpochReport] = []
+
+    fit = _noise_trainer(spec).fit(*_noise_problem(), on_epoch=reports.append)
+
+    assert fit.warnings == [w for r in reports for w in r.warnings]
+    assert "overfitting" in [w["code"] for w in fit.warnings]
+    for warning in fit.warnings:
+        assert set(warning) == {"code", "epoch", "message"}
+        assert 1 <= warning["epoch"] <= 60

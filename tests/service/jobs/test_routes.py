@@ -331,16 +331,14 @@ def test_diverging_job_fails_with_advice(api: Api, submit, run_job) -> None:
     assert api.get("/v1/models").json()["total"] == 0
 
 
-def test_single_class_target_fails_as_bad_dataset(api: Api, submit, run_job) -> None:
+def test_single_class_target_is_refused_before_it_is_queued(api: Api) -> None:
     columns = {"x": [float(i) for i in range(20)], "label": ["yes"] * 20}
     dataset_id = upload(api, columns, "one_class.csv")
-    job = submit(dataset_id, training={"epochs": 5})
-    assert run_job(job["id"]) == "failed"
-    body = api.get(f"/v1/jobs/{job['id']}").json()
-    assert body["status"] == "failed"
-    assert body["error"]["code"] == "bad_dataset"
-    assert "'label'" in body["error"]["message"]
-    assert "2 classes" in body["error"]["message"]
+    response = create(api, dataset_id, {**CLASSIFY, "training": {"epochs": 5}})
+    error = assert_invalid(response, "dataset_id")
+    assert error["code"] == "bad_dataset"
+    assert "'label'" in error["message"] and "2 classes" in error["message"]
+    assert api.get("/v1/jobs").json()["total"] == 0
 
 
 def test_classification_on_an_empty_target_column_is_422(api: Api) -> None:

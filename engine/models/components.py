@@ -1,0 +1,280 @@
+"""Pieces every family shares: activations, initialisation, shape arithmetic, and the small
+modules that adapt layouts (sequence input is time-major [N, T, C], as recurrent layers want
+it; convolutions want channels first).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from engine.errors import SpecMismatch
+from engine.models.spec import Activation, Cell, Init
+
+Shape = tuple[int, ...]
+"""The shape of one example, without the batch dimension."""
+
+
+class Built(NamedTuple):
+    module: nn.Module
+    output_shape: Shape
+
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "selu": nn.SELU,
+    "gelu": nn.GELU,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+}
+
+
+def activation(name: Activation, negative_slope: float = 0.01) -> nn.Module:
+    if name == "leaky_relu":
+        return nn.LeakyReLU(negative_slope)
+    return ACTIVATIONS[name]()
+
+
+def show(shape: Shape) -> str:
+    return "[" + ", ".join(str(size) for size in shape) + "]"
+
+
+def require_rank(
+    shape: Shape, ranks: tuple[int, ...], field: str, what: str, seen: str = "this dataset gives"
+) -> None:
+    """Raise SpecMismatch(field) unless `shape` has one of `ranks`, before torch would."""
+    if len(shape) not in ranks:
+        wanted = " or ".join(
+            {1: "features [F]", 2: "sequence input [T, C]", 3: "image input [C, H, W]"}[rank]
+            for rank in ranks
+        )
+        raise SpecMismatch(field, f"{what} needs {wanted}; {seen} {show(shape)}")
+
+
+def conv_padding(padding: int | str, kernel: int, stride: int) -> int | str:
+    """The `padding` argument for torch: its "same" exists for stride 1 only; with a stride
+    (the spec then requires an odd kernel) half the kernel on each side gives ceil(L/stride)."""
+    if padding == "valid":
+        return 0
+    if padding == "same" and stride > 1:
+        return (kernel - 1) // 2
+    return padding
+
+
+def conv_length(length: int, kernel: int, stride: int, padding: int | str) -> int:
+    """Output length of a convolution along one axis (PyTorch's formula)."""
+    if padding == "same":
+        return -(-length // stride)
+    pad = 0 if padding == "valid" else int(padding)
+    return (length + 2 * pad - kernel) // stride + 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Layout adapters and small modules
+# ---------------------------------------------------------------------------------------------
+
+
+class ChannelsFirst(nn.Module):
+    """[N, T, C] -> [N, C, T]: sequence input arrives time-major; conv1d wants channels first."""
+
+    kind = "transpose"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.transpose(1, 2)
+
+
+class TimeMajor(nn.Module):
+    """Runs a channels-first 1-D module (conv1d, pooling, batch norm) on a time-major
+    [N, T, C] tensor, so an explicit layer list keeps one sequence layout throughout."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x.transpose(1, 2)).transpose(1, 2)
+
+
+class AddChannel(nn.Module):
+    """[N, H, W] -> [N, 1, H, W]: a grey image without a channel axis."""
+
+    kind = "add_channel"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unsqueeze(1)
+
+
+class GlobalAvgPool(nn.Module):
+    """Mean over every axis after the channels: [N, C, *spatial] -> [N, C]."""
+
+    kind = "global_avg_pool"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(2).mean(dim=2)
+
+
+class Recurrent(nn.Module):
+    """A (stacked, optionally bidirectional) RNN/LSTM/GRU on [N, T, C].
+
+    Without return_sequences it returns the final state of the top layer of each direction,
+    [N, directions * hidden]. For the forward direction that is the output at the last step;
+    for the backward direction it is the output at step 0, the one that has read the whole
+    sequence (its output at the last step has seen a single element).
+    """
+
+    CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+    def __init__(
+        self,
+        cell: Cell,
+        input_size: int,
+        hidden: int,
+        layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        return_sequences: bool = False,
+    ) -> None:
+        super().__init__()
+        self.kind = cell
+        self.directions = 2 if bidirectional else 1
+        self.return_sequences = return_sequences
+        self.rnn = self.CELLS[cell](
+            input_size,
+            hidden,
+            num_layers=layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            # PyTorch applies this dropout between stacked layers only, and warns without any.
+            dropout=dropout if layers > 1 else 0.0,
+        )
+
+    def output_shape(self, steps: int) -> Shape:
+        width = self.directions * self.rnn.hidden_size
+        return (steps, width) if self.return_sequences else (width,)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        output, state = self.rnn(x)
+        if self.return_sequences:
+            return output
+        final = state[0] if isinstance(state, tuple) else state  # [layers * dirs, N, hidden]
+        return final[-self.directions :].transpose(0, 1).reshape(x.shape[0], -1)
+
+
+class Embedding(nn.Module):
+    """Integer codes, delivered as floats like every input, -> vectors."""
+
+    kind = "embedding"
+
+    def __init__(self, num_embeddings: int, dim: int) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(num_embeddings, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embedding(x.long())
+
+
+class Residual(nn.Module):
+    """x + f(x), with a learned 1x1 projection on the skip path when f changes the channels."""
+
+    kind = "residual"
+
+    def __init__(self, body: nn.Module, projection: nn.Module | None = None) -> None:
+        super().__init__()
+        self.body = body
+        self.projection = projection
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = x if self.projection is None else self.projection(x)
+        return skip + self.body(x)
+
+
+def dense_head(
+    width: int,
+    hidden: list[int],
+    output_dim: int,
+    act: Activation,
+    negative_slope: float,
+    dropout: float = 0.0,
+) -> nn.Sequential:
+    """[dropout?] [dense, activation] * len(hidden), dense(output_dim) with identity output:
+    softmax, when the task wants one, belongs to the loss and to inference."""
+    layers: list[nn.Module] = [nn.Dropout(dropout)] if dropout > 0 else []
+    for units in hidden:
+        layers += [nn.Linear(width, units), activation(act, negative_slope)]
+        width = units
+    layers.append(nn.Linear(width, output_dim))
+    return nn.Sequential(*layers)
+
+
+# ---------------------------------------------------------------------------------------------
+# Initialisation
+# ---------------------------------------------------------------------------------------------
+
+WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.ConvTranspose1d, nn.ConvTranspose2d)
+
+
+def initialise(
+    module: nn.Module, scheme: Init, act: Activation = "relu", negative_slope: float = 0.01
+) -> None:
+    """Initialise the dense and convolutional weights of `module` by `scheme` (biases to
+    zero), and every recurrent layer: hidden-to-hidden matrices orthogonal whatever the
+    scheme, since repeated multiplication by them must neither shrink nor blow up a signal.
+
+    "default" leaves PyTorch's own initialisation of dense and conv layers, so models saved
+    before this option existed rebuild identically. He initialisation uses the slope of
+    leaky_relu when that is the activation, else the ReLU gain.
+    """
+    with torch.no_grad():
+        for layer in module.modules():
+            if isinstance(layer, WEIGHTED) and scheme != "default":
+                _init_weight(layer.weight, scheme, act, negative_slope)
+                if layer.bias is not None:
+                    nn.init.zeros_(layer.bias)
+            elif isinstance(layer, nn.RNNBase):
+                _init_recurrent(layer, scheme, act, negative_slope)
+
+
+def _init_weight(weight: torch.Tensor, scheme: Init, act: Activation, slope: float) -> None:
+    if weight.is_meta:
+        return
+    nonlinearity = "leaky_relu" if act == "leaky_relu" else "relu"
+    a = slope if act == "leaky_relu" else 0.0
+    if scheme == "xavier_uniform":
+        nn.init.xavier_uniform_(weight)
+    elif scheme == "xavier_normal":
+        nn.init.xavier_normal_(weight)
+    elif scheme == "he_uniform":
+        nn.init.kaiming_uniform_(weight, a=a, nonlinearity=nonlinearity)
+    elif scheme == "he_normal":
+        nn.init.kaiming_normal_(weight, a=a, nonlinearity=nonlinearity)
+    elif scheme == "orthogonal":
+        nn.init.orthogonal_(weight)
+
+
+def _init_recurrent(rnn: nn.RNNBase, scheme: Init, act: Activation, slope: float) -> None:
+    hidden = rnn.hidden_size
+    for name, parameter in rnn.named_parameters():
+        if parameter.is_meta:
+            continue
+        # One square matrix per gate: orthogonalise each, not the stacked [gates*H, H] block.
+        chunks = parameter.split(hidden, dim=0)
+        if name.startswith("weight_hh"):
+            for chunk in chunks:
+                nn.init.orthogonal_(chunk)
+        elif name.startswith("weight_ih") and scheme != "default":
+            for chunk in chunks:
+                if scheme == "orthogonal":
+                    nn.init.orthogonal_(chunk)
+                else:
+                    _init_weight(chunk, scheme, act, slope)
+        elif name.startswith("bias"):
+            if scheme != "default":
+                nn.init.zeros_(parameter)
+            if rnn.mode == "LSTM":
+                # A forget-gate bias of 1 (split over the two bias vectors) keeps the cell
+                # remembering early in training (Jozefowicz et al., 2015).
+                nn.init.constant_(chunks[1], 1.0 if name.startswith("bias_ih") else 0.0)

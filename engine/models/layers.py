@@ -1,0 +1,266 @@
+"""The `layers` family: the user's own list of layers, built one by one while the shape of one
+example is tracked, so a layer that cannot take its input is named (`model.layers[3].
+kernel_size`) before torch would fail with an error about tensors.
+
+Layouts: features [F]; sequences [T, C], time-major, throughout the list (conv1d, pooling and
+batch norm transpose to channels-first and back inside, so they mix freely with recurrent
+layers); images [C, H, W]. `dense` acts on the last axis, like `nn.Linear`.
+
+The head: for classification, regression and forecasting, unless the last layer is a `dense`
+whose output is already [output size], `flatten` (when the rank is above 1) and
+`dense(output size)` with identity output are appended. For reconstruction nothing is
+appended and the list must end at the input shape.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from engine.errors import SpecMismatch
+from engine.models.components import (
+    Built,
+    Embedding,
+    GlobalAvgPool,
+    Recurrent,
+    Residual,
+    Shape,
+    TimeMajor,
+    activation,
+    conv_length,
+    conv_padding,
+    initialise,
+    require_rank,
+    show,
+)
+from engine.models.spec import (
+    ActivationLayer,
+    AvgPool1dLayer,
+    AvgPool2dLayer,
+    BatchNormLayer,
+    Conv1dLayer,
+    Conv2dLayer,
+    DenseLayer,
+    DropoutLayer,
+    EmbeddingLayer,
+    FlattenLayer,
+    GlobalAvgPoolLayer,
+    GRULayer,
+    Init,
+    Layer,
+    LayersConfig,
+    LSTMLayer,
+    MaxPool1dLayer,
+    MaxPool2dLayer,
+    ResidualLayer,
+    RNNLayer,
+)
+
+AT_LAYER = "at this layer the input is"
+
+
+class Unit(nn.Sequential):
+    """The modules of one layer of the list, and its type for the model summary."""
+
+    def __init__(self, kind: str, *modules: nn.Module) -> None:
+        super().__init__(*modules)
+        self.kind = kind
+
+
+class TimeMean(nn.Module):
+    """Global average pooling of a time-major sequence: [N, T, C] -> [N, C]."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=1)
+
+
+class LayerStack(nn.Module):
+    def __init__(self, layers: list[Unit], head: nn.Sequential | None) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x if self.head is None else self.head(x)
+
+
+def build_layers(config: LayersConfig, input_shape: Shape, output_dim: int, task: str) -> Built:
+    units, shape = _build_list(config.layers, input_shape, "model.layers", config.init, top=True)
+    head = None
+    if task == "reconstruction":
+        if shape != input_shape:
+            raise SpecMismatch(
+                "model.layers",
+                f"reconstruction needs the layers to end at the input shape {show(input_shape)}; "
+                f"they end at {show(shape)}",
+            )
+    elif not (isinstance(config.layers[-1], DenseLayer) and shape == (output_dim,)):
+        head = nn.Sequential(
+            *([nn.Flatten()] if len(shape) > 1 else []),
+            nn.Linear(math.prod(shape), output_dim),
+        )
+        initialise(head, config.init)
+        shape = (output_dim,)
+    return Built(LayerStack(units, head), shape)
+
+
+def _build_list(
+    layers: list[Layer], shape: Shape, prefix: str, init: Init, top: bool
+) -> tuple[list[Unit], Shape]:
+    units = []
+    for index, layer in enumerate(layers):
+        path = f"{prefix}[{index}]"
+        if isinstance(layer, EmbeddingLayer) and not (top and index == 0):
+            raise SpecMismatch(
+                f"{path}.type", "embedding takes integer codes, so it must be the first layer"
+            )
+        unit, shape = _build_layer(layer, shape, path, init)
+        units.append(unit)
+    return units, shape
+
+
+def _build_layer(layer: Layer, shape: Shape, path: str, init: Init) -> tuple[Unit, Shape]:
+    kind = layer.type
+    act = getattr(layer, "activation", None)
+    slope = getattr(layer, "negative_slope", 0.01)
+    modules: list[nn.Module]
+
+    match layer:
+        case DenseLayer():
+            modules = [nn.Linear(shape[-1], layer.units)]
+            shape = (*shape[:-1], layer.units)
+        case Conv1dLayer():
+            require_rank(shape, (2,), path, "conv1d", AT_LAYER)
+            steps, channels = shape
+            _fits(layer.kernel_size, steps, "length", f"{path}.kernel_size")
+            conv = nn.Conv1d(
+                channels,
+                layer.filters,
+                layer.kernel_size,
+                stride=layer.stride,
+                padding=conv_padding(layer.padding, layer.kernel_size, layer.stride),
+            )
+            modules = [TimeMajor(conv)]
+            shape = (
+                conv_length(steps, layer.kernel_size, layer.stride, layer.padding),
+                layer.filters,
+            )
+        case Conv2dLayer():
+            require_rank(shape, (3,), path, "conv2d", AT_LAYER)
+            channels, height, width = shape
+            _fits(layer.kernel_size, height, "height", f"{path}.kernel_size")
+            _fits(layer.kernel_size, width, "width", f"{path}.kernel_size")
+            modules = [
+                nn.Conv2d(
+                    channels,
+                    layer.filters,
+                    layer.kernel_size,
+                    stride=layer.stride,
+                    padding=conv_padding(layer.padding, layer.kernel_size, layer.stride),
+                )
+            ]
+            shape = (
+                layer.filters,
+                *(
+                    conv_length(size, layer.kernel_size, layer.stride, layer.padding)
+                    for size in (height, width)
+                ),
+            )
+        case MaxPool1dLayer() | AvgPool1dLayer():
+            require_rank(shape, (2,), path, kind, AT_LAYER)
+            steps, channels = shape
+            # A window wider than the input would pool it down to nothing.
+            _fits(layer.size, steps, "length", f"{path}.size")
+            pool = nn.MaxPool1d if isinstance(layer, MaxPool1dLayer) else nn.AvgPool1d
+            modules = [TimeMajor(pool(layer.size))]
+            shape = (steps // layer.size, channels)
+        case MaxPool2dLayer() | AvgPool2dLayer():
+            require_rank(shape, (3,), path, kind, AT_LAYER)
+            channels, height, width = shape
+            _fits(layer.size, height, "height", f"{path}.size")
+            _fits(layer.size, width, "width", f"{path}.size")
+            pool = nn.MaxPool2d if isinstance(layer, MaxPool2dLayer) else nn.AvgPool2d
+            modules = [pool(layer.size)]
+            shape = (channels, height // layer.size, width // layer.size)
+        case GlobalAvgPoolLayer():
+            require_rank(shape, (2, 3), path, kind, AT_LAYER)
+            modules = [TimeMean() if len(shape) == 2 else GlobalAvgPool()]
+            shape = (shape[-1],) if len(shape) == 2 else (shape[0],)
+        case BatchNormLayer():
+            require_rank(shape, (1, 2, 3), path, kind, AT_LAYER)
+            if len(shape) == 3:
+                modules = [nn.BatchNorm2d(shape[0])]
+            elif len(shape) == 2:
+                modules = [TimeMajor(nn.BatchNorm1d(shape[1]))]
+            else:
+                modules = [nn.BatchNorm1d(shape[0])]
+        case DropoutLayer():
+            modules = [nn.Dropout(layer.rate)]
+        case FlattenLayer():
+            modules = [nn.Flatten()]
+            shape = (math.prod(shape),)
+        case RNNLayer() | LSTMLayer() | GRULayer():
+            require_rank(shape, (2,), path, kind, AT_LAYER)
+            steps, channels = shape
+            recurrent = Recurrent(
+                layer.type,
+                channels,
+                layer.units,
+                layers=layer.layers,
+                bidirectional=layer.bidirectional,
+                dropout=layer.dropout,
+                return_sequences=layer.return_sequences,
+            )
+            modules = [recurrent]
+            shape = recurrent.output_shape(steps)
+        case EmbeddingLayer():
+            require_rank(shape, (1,), path, "embedding (integer codes)", AT_LAYER)
+            modules = [Embedding(layer.num_embeddings, layer.dim)]
+            shape = (shape[0], layer.dim)
+        case ActivationLayer():
+            modules = [activation(layer.function, layer.negative_slope)]
+        case ResidualLayer():
+            inner, inner_shape = _build_list(layer.layers, shape, f"{path}.layers", init, top=False)
+            projection = _projection(shape, inner_shape, f"{path}.layers")
+            if projection is not None:
+                initialise(projection, init)
+            modules = [Residual(nn.Sequential(*inner), projection)]
+            shape = inner_shape
+        case _:  # pragma: no cover - the spec's union admits no other type
+            raise SpecMismatch(f"{path}.type", f"unknown layer type {kind!r}")
+
+    if act is not None:
+        modules.append(activation(act, slope))
+    unit = Unit(kind, *modules)
+    if not isinstance(layer, ResidualLayer):  # a residual block's layers are initialised above
+        initialise(unit, init, act or "relu", slope)
+    return unit, shape
+
+
+def _fits(size: int, extent: int, axis: str, field: str) -> None:
+    if size > extent:
+        raise SpecMismatch(field, f"{size} is larger than the input {axis} {extent} at that layer")
+
+
+def _projection(shape: Shape, inner: Shape, field: str) -> nn.Module | None:
+    """The skip path of a residual block: identity when the block keeps the shape, a 1x1
+    projection when it changes only the channels, else the block cannot be residual."""
+    if inner == shape:
+        return None
+    channel_axis = 0 if len(shape) == 3 else len(shape) - 1
+    others_kept = len(inner) == len(shape) and all(
+        a == b for axis, (a, b) in enumerate(zip(shape, inner, strict=True)) if axis != channel_axis
+    )
+    if not others_kept:
+        raise SpecMismatch(
+            field,
+            f"the block turns {show(shape)} into {show(inner)}; a residual block may change "
+            "only the channels, which the skip path then projects",
+        )
+    if len(shape) == 3:
+        return nn.Conv2d(shape[0], inner[0], 1, bias=False)
+    return nn.Linear(shape[-1], inner[-1], bias=False)  # the last axis: [F] or [T, C]

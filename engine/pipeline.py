@@ -1,0 +1,246 @@
+"""Pipelines: raw instances in, model inputs out; model outputs in, predictions out.
+
+Three kinds share one interface, so training, inference and the dry run need not care which:
+- `table`: rows of named columns (impute, scale, one-hot; engine/data/preprocess.py)
+- `arrays`: images [C, H, W], sequences [T, C], vectors [D] (engine/data/arrays.py)
+- `windows`: a time series cut into windows of past rows, for forecasting (engine/data/windows.py)
+The fitted state is JSON (`to_dict`), saved as the model's `preprocess.json`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from engine.data.arrays import ArrayPreprocessor
+from engine.data.preprocess import NumericFeature, Preprocessor
+from engine.data.windows import WindowScaler
+from engine.errors import InvalidInstances
+
+NUMBER_TYPES = (int, float)
+MAX_PROBLEMS = 20
+
+
+class Pipeline(ABC):
+    kind: str
+
+    @property
+    @abstractmethod
+    def input_shape(self) -> tuple[int, ...]: ...
+
+    @property
+    @abstractmethod
+    def output_dim(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def target_kind(self) -> str:
+        """ "classes", "numeric" or "none" (reconstruction)."""
+
+    @abstractmethod
+    def inputs(self, instances: Sequence[Any]) -> np.ndarray:
+        """Raw predict instances -> float32 model input [N, *input_shape]."""
+
+    @abstractmethod
+    def classes(self) -> list[Any]: ...
+
+    @abstractmethod
+    def decode_values(self, values: np.ndarray) -> np.ndarray:
+        """Numeric outputs in the model's scale -> the target's own units."""
+
+    @abstractmethod
+    def state(self) -> dict[str, Any]: ...
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pipeline": self.kind, "state": self.state()}
+
+    def predictions(self, outputs: torch.Tensor, inputs: torch.Tensor) -> list[dict[str, Any]]:
+        """One prediction per row: label + probabilities, value(s), or an anomaly score."""
+        if self.target_kind == "classes":
+            probabilities = torch.softmax(outputs.float(), dim=1).numpy()
+            classes = self.classes()
+            keys = [str(c) for c in classes]
+            return [
+                {
+                    "label": classes[int(row.argmax())],
+                    "probabilities": dict(zip(keys, row.tolist(), strict=True)),
+                }
+                for row in probabilities
+            ]
+        if self.target_kind == "numeric":
+            values = self.decode_values(outputs.float().reshape(len(outputs), -1).numpy())
+            if values.shape[1] == 1:
+                return [{"value": float(v)} for v in values[:, 0]]
+            return [{"values": row.tolist()} for row in values]
+        # Reconstruction: how far the output is from the (preprocessed) input.
+        error = (outputs.float() - inputs.float()).pow(2).reshape(len(outputs), -1).mean(dim=1)
+        return [{"anomaly_score": float(e)} for e in error]
+
+
+class TablePipeline(Pipeline):
+    kind = "table"
+
+    def __init__(self, preprocessor: Preprocessor) -> None:
+        self.preprocessor = preprocessor
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.preprocessor.input_dim,)
+
+    @property
+    def output_dim(self) -> int:
+        if self.target_kind == "none":
+            return self.preprocessor.input_dim
+        return self.preprocessor.output_dim
+
+    @property
+    def target_kind(self) -> str:
+        return self.preprocessor.target.kind
+
+    def classes(self) -> list[Any]:
+        return self.preprocessor.target.classes
+
+    def decode_values(self, values: np.ndarray) -> np.ndarray:
+        return self.preprocessor.decode_regression(values.astype(np.float64))
+
+    def state(self) -> dict[str, Any]:
+        return self.preprocessor.to_dict()
+
+    def inputs(self, instances: Sequence[Any]) -> np.ndarray:
+        return self.preprocessor.transform(self.rows_to_table(instances))
+
+    def rows_to_table(self, instances: Sequence[Any]) -> pa.Table:
+        """Columns of typed arrays from JSON rows; every problem is named by row and column."""
+        problems: list[dict[str, str]] = []
+        columns: dict[str, pa.Array] = {}
+        for feature in self.preprocessor.features:
+            numeric = isinstance(feature, NumericFeature)
+            values = []
+            for i, row in enumerate(instances):
+                reason = _cell_problem(row, feature, numeric)
+                if reason:
+                    field = (
+                        f"instances[{i}]"
+                        if not isinstance(row, Mapping)
+                        else (f"instances[{i}].{feature.name}")
+                    )
+                    problems.append({"field": field, "reason": reason})
+                    continue
+                value = row[feature.name]
+                values.append(value if numeric or value is None else str(value))
+            if len(problems) >= MAX_PROBLEMS:
+                break
+            if not problems:
+                columns[feature.name] = pa.array(values, pa.float64() if numeric else pa.string())
+        if problems:
+            raise InvalidInstances(problems[:MAX_PROBLEMS])
+        return pa.table(columns)
+
+
+def _cell_problem(row: Any, feature: Any, numeric: bool) -> str | None:
+    if not isinstance(row, Mapping):
+        return "must be an object of column: value"
+    if feature.name not in row:
+        return f"missing column {feature.name!r}"
+    value = row[feature.name]
+    if value is None:
+        return None
+    if numeric:
+        is_bool = isinstance(value, bool)
+        if (is_bool and not feature.boolean) or not isinstance(value, NUMBER_TYPES):
+            return f"expected a number or null, got {type(value).__name__}"
+    elif not isinstance(value, str | int | float):
+        return f"expected a string or null, got {type(value).__name__}"
+    return None
+
+
+class ArrayPipeline(Pipeline):
+    kind = "arrays"
+
+    def __init__(self, preprocessor: ArrayPreprocessor) -> None:
+        self.preprocessor = preprocessor
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.preprocessor.input_shape)
+
+    @property
+    def output_dim(self) -> int:
+        return self.preprocessor.output_dim
+
+    @property
+    def target_kind(self) -> str:
+        return self.preprocessor.target.kind
+
+    def classes(self) -> list[Any]:
+        return self.preprocessor.target.classes
+
+    def decode_values(self, values: np.ndarray) -> np.ndarray:
+        return self.preprocessor.decode_regression(values.astype(np.float64))
+
+    def state(self) -> dict[str, Any]:
+        return self.preprocessor.to_dict()
+
+    def inputs(self, instances: Sequence[Any]) -> np.ndarray:
+        return self.preprocessor.transform(self.preprocessor.instances_to_array(list(instances)))
+
+
+class WindowPipeline(Pipeline):
+    kind = "windows"
+    target_kind = "numeric"
+
+    def __init__(self, scaler: WindowScaler) -> None:
+        self.scaler = scaler
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.scaler.input_shape)
+
+    @property
+    def output_dim(self) -> int:
+        return self.scaler.output_dim
+
+    def classes(self) -> list[Any]:
+        return []
+
+    def decode_values(self, values: np.ndarray) -> np.ndarray:
+        return self.scaler.decode_target(values.astype(np.float64))
+
+    def state(self) -> dict[str, Any]:
+        return self.scaler.to_dict()
+
+    def inputs(self, instances: Sequence[Any]) -> np.ndarray:
+        """Each instance is a window of past rows, oldest first: row objects
+        (`{"value": 1.2}`) or lists of numbers in channel order."""
+        channels = self.scaler.channels
+        problems: list[dict[str, str]] = []
+        windows = []
+        for i, window in enumerate(instances):
+            if isinstance(window, Sequence) and all(isinstance(r, Mapping) for r in window):
+                missing = {c for row in window for c in channels if c not in row}
+                if missing:
+                    problems.append(
+                        {"field": f"instances[{i}]", "reason": f"rows lack {sorted(missing)}"}
+                    )
+                    continue
+                window = [[row[c] for c in channels] for row in window]
+            windows.append(window)
+        if problems:
+            raise InvalidInstances(problems[:MAX_PROBLEMS])
+        return self.scaler.transform(self.scaler.instances_to_array(windows))
+
+
+def pipeline_from_dict(state: Mapping[str, Any]) -> Pipeline:
+    kind, inner = state["pipeline"], state["state"]
+    if kind == "table":
+        return TablePipeline(Preprocessor.from_dict(inner))
+    if kind == "arrays":
+        return ArrayPipeline(ArrayPreprocessor.from_dict(inner))
+    if kind == "windows":
+        return WindowPipeline(WindowScaler.from_dict(inner))
+    raise ValueError(f"unknown pipeline {kind!r}")
