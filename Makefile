@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # torch goes in first, pinned, so no other dependency can pull a different build.
 TORCH := torch==2.13.0
 
-.PHONY: run test lint openapi lock clean
+.PHONY: run test lint openapi lock clean bench-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: $(VENV)/.test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+# What bench/ needs beyond the tests (run each bench with `.venv/bin/python -m bench.<name>`).
+bench-deps: $(VENV)/.test
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[test,bench]'
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -10,7 +10,9 @@ epoch, MLP 50-256-256-10, Adam 1e-3, batch 256. Contenders:
 
 Each contender first runs one untimed warm-up epoch, then `--rounds` timed runs of `--epochs`
 epochs, each from a fresh model; rounds interleave the contenders (in a rotating order) so a
-noisy neighbour slows them alike, and the best round counts. sps = trained rows / second.
+noisy neighbour slows them alike, and each contender's best round counts (the engine /
+handwritten ratio of each round is printed too). sps = trained rows per second, with the
+per-epoch validation inside the time, as it is for every contender.
 
     .venv/bin/python bench/train_loop.py [--rows 200000] [--epochs 5] [--rounds 3]
 
@@ -244,13 +246,18 @@ def main() -> None:
         seconds = timed(run, data, 1, device)
         print(f"warm-up {name}: {seconds:.2f}s for 1 epoch", flush=True)
     best: dict[str, float] = {}
+    round_ratios: list[float] = []  # engine / handwritten within a round: neighbours in time
     names = list(contenders)
     for round_index in range(args.rounds):
         order = names[round_index % len(names) :] + names[: round_index % len(names)]
+        this_round: dict[str, float] = {}
         for name in order:
             sps = trained_rows / timed(contenders[name], data, args.epochs, device)
+            this_round[name] = sps
             best[name] = max(best.get(name, 0.0), sps)
             print(f"round {round_index + 1} {name}: {sps:,.0f} samples/s", flush=True)
+        if "engine" in this_round and "handwritten" in this_round:
+            round_ratios.append(this_round["engine"] / this_round["handwritten"])
 
     def ratio(a: str, b: str) -> float | None:
         return round(best[a] / best[b], 3) if a in best and b in best else None
@@ -262,6 +269,7 @@ def main() -> None:
         "lightning_sps": round(best["lightning"]) if "lightning" in best else None,
         "engine_vs_handwritten": ratio("engine", "handwritten"),
         "engine_vs_lightning": ratio("engine", "lightning"),
+        "engine_vs_handwritten_per_round": [round(r, 3) for r in round_ratios],
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(),
         "rows": args.rows,

@@ -50,7 +50,7 @@ class Pipeline(ABC):
     def classes(self) -> list[Any]: ...
 
     @abstractmethod
-    def decode_values(self, values: np.ndarray) -> np.ndarray:
+    def decode_values(self, values: np.ndarray, inputs: np.ndarray) -> np.ndarray:
         """Numeric outputs in the model's scale -> the target's own units."""
 
     @abstractmethod
@@ -73,7 +73,9 @@ class Pipeline(ABC):
                 for row in probabilities
             ]
         if self.target_kind == "numeric":
-            values = self.decode_values(outputs.float().reshape(len(outputs), -1).numpy())
+            values = self.decode_values(
+                outputs.float().reshape(len(outputs), -1).numpy(), inputs.numpy()
+            )
             if values.shape[1] == 1:
                 return [{"value": float(v)} for v in values[:, 0]]
             return [{"values": row.tolist()} for row in values]
@@ -105,7 +107,7 @@ class TablePipeline(Pipeline):
     def classes(self) -> list[Any]:
         return self.preprocessor.target.classes
 
-    def decode_values(self, values: np.ndarray) -> np.ndarray:
+    def decode_values(self, values: np.ndarray, inputs: np.ndarray) -> np.ndarray:
         return self.preprocessor.decode_regression(values.astype(np.float64))
 
     def state(self) -> dict[str, Any]:
@@ -180,7 +182,7 @@ class ArrayPipeline(Pipeline):
     def classes(self) -> list[Any]:
         return self.preprocessor.target.classes
 
-    def decode_values(self, values: np.ndarray) -> np.ndarray:
+    def decode_values(self, values: np.ndarray, inputs: np.ndarray) -> np.ndarray:
         return self.preprocessor.decode_regression(values.astype(np.float64))
 
     def state(self) -> dict[str, Any]:
@@ -208,8 +210,8 @@ class WindowPipeline(Pipeline):
     def classes(self) -> list[Any]:
         return []
 
-    def decode_values(self, values: np.ndarray) -> np.ndarray:
-        return self.scaler.decode_target(values.astype(np.float64))
+    def decode_values(self, values: np.ndarray, inputs: np.ndarray) -> np.ndarray:
+        return self.scaler.decode_target(values.astype(np.float64), inputs.astype(np.float64))
 
     def state(self) -> dict[str, Any]:
         return self.scaler.to_dict()

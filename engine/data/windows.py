@@ -147,14 +147,18 @@ def naive_forecast(
 
 @dataclass
 class WindowScaler:
-    """Per-channel standardisation of windows, fitted on the training period; the target is
-    scaled with its own channel's statistics, and decoded back to raw units for predictions."""
+    """Per-channel standardisation of windows, fitted on the training period.
+
+    The target is the change from the window's last observed value, in units of that change's
+    spread on the training period: a level never seen in training (a trend carried past it)
+    then needs no extrapolation, and predicting zero change is the naive forecast."""
 
     channels: list[str]
     window: int
     horizon: int
     mean: list[float]
     std: list[float]
+    change_scale: float = 1.0
 
     @property
     def input_shape(self) -> list[int]:
@@ -171,12 +175,18 @@ class WindowScaler:
         std = np.asarray(self.std, dtype=np.float32)
         return ((x - mean) / std).astype(np.float32, copy=False)
 
-    def encode_target(self, y: np.ndarray) -> np.ndarray:
-        mean, std = self.mean[TARGET_CHANNEL], self.std[TARGET_CHANNEL]
-        return ((y - mean) / std).astype(np.float32, copy=False)
+    def encode_target(self, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Raw targets [N, horizon] of raw windows x -> scaled change from the last value."""
+        last = x[:, -1, TARGET_CHANNEL : TARGET_CHANNEL + 1]
+        return ((y - last) / self.change_scale).astype(np.float32, copy=False)
 
-    def decode_target(self, values: np.ndarray) -> np.ndarray:
-        return values * self.std[TARGET_CHANNEL] + self.mean[TARGET_CHANNEL]
+    def decode_target(self, values: np.ndarray, x_scaled: np.ndarray) -> np.ndarray:
+        """Model outputs [N, horizon] for transformed windows -> forecasts in target units."""
+        last = (
+            x_scaled[:, -1, TARGET_CHANNEL : TARGET_CHANNEL + 1] * self.std[TARGET_CHANNEL]
+            + self.mean[TARGET_CHANNEL]
+        )
+        return last + values * self.change_scale
 
     def instances_to_array(self, instances: list) -> np.ndarray:
         """Predict instances: each a [window, C] nested list of raw values, oldest row first."""
@@ -191,7 +201,11 @@ class WindowScaler:
 
 
 def fit_window_scaler(
-    x: np.ndarray, train_index: np.ndarray, channels: list[str], horizon: int = 1
+    x: np.ndarray,
+    train_index: np.ndarray,
+    channels: list[str],
+    horizon: int = 1,
+    y: np.ndarray | None = None,
 ) -> WindowScaler:
     """Statistics over the series rows that the training windows cover, each row counted once
     (overlapping windows would otherwise weigh the middle of the period more)."""
@@ -213,10 +227,16 @@ def fit_window_scaler(
     std = values.std(axis=0)
     # A constant channel would divide by zero; leave it centred and unscaled instead.
     std = np.where(std > 1e-12, std, 1.0)
+    change_scale = 1.0
+    if y is not None:
+        last = x[train_index, -1, TARGET_CHANNEL : TARGET_CHANNEL + 1]
+        spread = float(np.std(y[train_index] - last))
+        change_scale = spread if spread > 1e-12 else 1.0
     return WindowScaler(
         channels=list(channels),
         window=int(window),
         horizon=int(horizon),
         mean=[float(v) for v in values.mean(axis=0)],
         std=[float(v) for v in std],
+        change_scale=change_scale,
     )

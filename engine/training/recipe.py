@@ -178,15 +178,15 @@ def _prepare_windows(spec: Spec, table: pa.Table) -> PreparedData:
         len(x), split.validation, split.test, spec.data.horizon
     )
     scaler = fit_window_scaler(
-        x, train_idx, window_channels(spec.target, features), spec.data.horizon
+        x, train_idx, window_channels(spec.target, features), spec.data.horizon, y
     )
-    x, y = scaler.transform(x), scaler.encode_target(y)
+    x, y = scaler.transform(x), scaler.encode_target(y, x)
     return _tensors(
         WindowPipeline(scaler),
         (x[train_idx], y[train_idx]),
         (x[val_idx], y[val_idx]),
         test_rows=len(test_idx),
-        target_scale=float(scaler.std[0]),
+        target_scale=scaler.change_scale,
     )
 
 

@@ -111,13 +111,24 @@ def test_scaler_statistics_come_from_the_training_period_only():
 
 def test_scaler_round_trips_through_json_and_decodes_targets():
     x, y = make_windows(_series(40), "load", ["temp"], window=4, horizon=2)
-    scaler = fit_window_scaler(x, np.arange(25), ["load", "temp"], horizon=2)
+    scaler = fit_window_scaler(x, np.arange(25), ["load", "temp"], horizon=2, y=y)
 
     again = WindowScaler.from_dict(json.loads(json.dumps(scaler.to_dict())))
 
     np.testing.assert_array_equal(again.transform(x), scaler.transform(x))
-    np.testing.assert_allclose(again.decode_target(again.encode_target(y)), y, rtol=1e-5)
+    decoded = again.decode_target(again.encode_target(y, x), again.transform(x))
+    np.testing.assert_allclose(decoded, y, rtol=1e-5)
     assert again.input_shape == [4, 2]
+
+
+def test_target_is_the_change_from_the_last_value_so_zero_is_the_naive_forecast():
+    x, y = make_windows(_series(40), "load", ["temp"], window=4, horizon=1)
+    scaler = fit_window_scaler(x, np.arange(25), ["load", "temp"], y=y)
+
+    zero_change = np.zeros((len(x), 1))
+    decoded = scaler.decode_target(zero_change, scaler.transform(x))
+
+    np.testing.assert_allclose(decoded, naive_forecast(x), rtol=1e-5)
 
 
 def test_scaler_decodes_predict_instances_of_one_window():
