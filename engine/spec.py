@@ -63,6 +63,11 @@ class Spec(SpecModel):
         task = info.data.get("task")
         if target is None and task is not None and task != "reconstruction":
             raise ValueError(f"target is required for task {task!r}")
+        if target is not None and task == "reconstruction":
+            raise ValueError(
+                "reconstruction has no target: the model rebuilds its inputs; name the input "
+                "columns in features instead"
+            )
         return target
 
     @field_validator("data")

@@ -50,7 +50,6 @@ from engine.training.trainer import (
 )
 
 Dataset = pa.Table | ArrayData
-DRY_RUN_ROWS = 2000
 
 
 @dataclass
@@ -119,9 +118,9 @@ def dry_run(spec: Spec, data: Dataset) -> tuple[Spec, ModelSummary]:
     """The spec with its default model filled in, and the model it builds on this data,
     shape-checked by a forward pass on zeros.
 
-    Preparation runs on the first rows only: it fixes the input shape, not the statistics."""
-    sample = data.slice(0, DRY_RUN_ROWS) if isinstance(data, pa.Table) else data
-    pipeline = prepare(spec, sample, sample_only=True).pipeline
+    The pipeline is fitted on the whole training split (so every class and category counts)
+    but no tensors are built: that is the costly part of preparing data."""
+    pipeline = prepare(spec, data, fit_only=True).pipeline
     spec = resolve_spec(spec, pipeline)
     return spec, describe_model(spec, pipeline.input_shape, pipeline.output_dim)
 
@@ -134,16 +133,19 @@ def resolve_spec(spec: Spec, pipeline: Pipeline) -> Spec:
     return spec.model_copy(update={"model": model})
 
 
-def prepare(spec: Spec, data: Dataset, sample_only: bool = False) -> PreparedData:
+def prepare(spec: Spec, data: Dataset, fit_only: bool = False) -> PreparedData:
+    """Split, fit the pipeline on the training rows, and (unless `fit_only`) build tensors."""
     if isinstance(data, ArrayData):
-        return _prepare_arrays(spec, data, sample_only)
+        return _prepare_arrays(spec, data, fit_only)
     check_spec_against_schema(spec, data.schema)
+    if spec.data.image_size is not None:
+        raise SpecMismatch("data.image_size", "applies to image datasets; this one is a table")
     if spec.task == "forecasting":
-        return _prepare_windows(spec, data)
-    return _prepare_table(spec, data)
+        return _prepare_windows(spec, data, fit_only)
+    return _prepare_table(spec, data, fit_only)
 
 
-def _prepare_table(spec: Spec, table: pa.Table) -> PreparedData:
+def _prepare_table(spec: Spec, table: pa.Table, fit_only: bool) -> PreparedData:
     table = drop_missing_target(table, spec.target)
     labels = None
     if spec.task == "classification":
@@ -153,6 +155,8 @@ def _prepare_table(spec: Spec, table: pa.Table) -> PreparedData:
     train_rows, validation_rows = table.take(split.train), table.take(split.validation)
 
     pipeline = TablePipeline(fit_preprocessor(spec, train_rows))
+    if fit_only:
+        return _fitted(pipeline)
     preprocessor = pipeline.preprocessor
     x_train, x_val = preprocessor.transform(train_rows), preprocessor.transform(validation_rows)
     if spec.task == "reconstruction":
@@ -170,7 +174,7 @@ def _prepare_table(spec: Spec, table: pa.Table) -> PreparedData:
     )
 
 
-def _prepare_windows(spec: Spec, table: pa.Table) -> PreparedData:
+def _prepare_windows(spec: Spec, table: pa.Table, fit_only: bool) -> PreparedData:
     features = [f for f in resolve_features(spec, table.schema) if f != spec.target]
     x, y = make_windows(table, spec.target, features, spec.data.window, spec.data.horizon)
     split = spec.data.split
@@ -180,6 +184,8 @@ def _prepare_windows(spec: Spec, table: pa.Table) -> PreparedData:
     scaler = fit_window_scaler(
         x, train_idx, window_channels(spec.target, features), spec.data.horizon, y
     )
+    if fit_only:
+        return _fitted(WindowPipeline(scaler))
     x, y = scaler.transform(x), scaler.encode_target(y, x)
     return _tensors(
         WindowPipeline(scaler),
@@ -190,7 +196,7 @@ def _prepare_windows(spec: Spec, table: pa.Table) -> PreparedData:
     )
 
 
-def _prepare_arrays(spec: Spec, data: ArrayData, sample_only: bool) -> PreparedData:
+def _prepare_arrays(spec: Spec, data: ArrayData, fit_only: bool) -> PreparedData:
     if spec.task != "reconstruction":
         if data.y is None:
             raise SpecMismatch("target", "this dataset has no `y` array to predict")
@@ -198,19 +204,12 @@ def _prepare_arrays(spec: Spec, data: ArrayData, sample_only: bool) -> PreparedD
             raise SpecMismatch("target", f"array datasets predict `y`, not {spec.target!r}")
     if spec.task == "forecasting":
         raise SpecMismatch("task", "forecasting reads a CSV time series, not arrays")
-    rows = np.arange(data.n)
-    if sample_only:
-        rows = rows[:DRY_RUN_ROWS]
-        data = ArrayData(
-            data.x[rows], None if data.y is None else data.y[rows], data.classes, data.kind
-        )
     labels = data.y if spec.task == "classification" else None
     split = split_rows(data.n, spec.data.split, spec.seed, labels)
     preprocessor = fit_array_preprocessor(data, split.train, spec.data.image_size, spec.task)
     pipeline = ArrayPipeline(preprocessor)
-    if sample_only:
-        empty = np.zeros((0, *pipeline.input_shape), dtype=np.float32)
-        return PreparedData(pipeline, *(torch.from_numpy(empty),) * 4)
+    if fit_only:
+        return _fitted(pipeline)
     x = preprocessor.transform(data.x)
     y = x if spec.task == "reconstruction" else preprocessor.encode_target(data)
     return _tensors(
@@ -221,6 +220,12 @@ def _prepare_arrays(spec: Spec, data: ArrayData, sample_only: bool) -> PreparedD
         target_scale=preprocessor.target.scale,
         drop_unknown_classes=spec.task == "classification",
     )
+
+
+def _fitted(pipeline: Pipeline) -> PreparedData:
+    """A fitted pipeline with no data: what the dry run needs."""
+    empty = torch.zeros((0, *pipeline.input_shape))
+    return PreparedData(pipeline, empty, empty, empty, empty)
 
 
 def _tensors(

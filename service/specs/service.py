@@ -6,21 +6,18 @@ spec reaches a worker.
 
 from __future__ import annotations
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
 
-from engine.data.arrays import ArrayData
 from engine.errors import DataError, SpecMismatch
 from engine.models import ModelSummary
 from engine.spec import Spec
-from engine.training.recipe import DRY_RUN_ROWS, dry_run
+from engine.training.recipe import dry_run
 from service.auth.tables import Project
 from service.core.errors import InvalidInput
 from service.core.settings import Settings
 from service.core.store import Store
 from service.datasets.service import get_dataset, read_dataset
-from service.datasets.tables import Dataset, table_key
+from service.datasets.tables import Dataset
 from service.specs.schemas import LayerOut, SpecCheckOut
 
 
@@ -36,7 +33,7 @@ def check_spec(
     dataset = get_dataset(session, project, dataset_id)
     check_spec_limits(spec, settings)
     try:
-        return dataset, *dry_run(spec, _sample(store, dataset))
+        return dataset, *dry_run(spec, read_dataset(store, dataset))
     except SpecMismatch as exc:
         raise InvalidInput(
             f"spec.{exc.field}: {exc.reason}",
@@ -77,13 +74,3 @@ def describe(spec: Spec, summary: ModelSummary) -> SpecCheckOut:
         ],
         model=(spec.model.model_dump(mode="json") if spec.model else {}),
     )
-
-
-def _sample(store: Store, dataset: Dataset) -> pa.Table | ArrayData:
-    """Enough of the dataset to fix the model's input shape, without reading all of it."""
-    if dataset.kind == "arrays":
-        return read_dataset(store, dataset)
-    with store.open_read(table_key(dataset.id)) as fh:
-        parquet = pq.ParquetFile(fh)
-        first = next(parquet.iter_batches(batch_size=DRY_RUN_ROWS), None)
-        return pa.Table.from_batches([first] if first else [], schema=parquet.schema_arrow)

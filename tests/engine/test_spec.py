@@ -151,3 +151,11 @@ def test_spec_json_round_trip_is_identical():
     )
 
     assert Spec.model_validate_json(spec.model_dump_json()) == spec
+
+
+def test_reconstruction_with_a_target_is_refused_naming_the_target():
+    with pytest.raises(ValidationError) as info:
+        Spec.model_validate({"task": "reconstruction", "target": "label"})
+    error = info.value.errors()[0]
+    assert error["loc"] == ("target",)
+    assert "features" in error["msg"]

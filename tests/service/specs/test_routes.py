@@ -163,11 +163,6 @@ def test_forecasting_window_longer_than_the_series_is_422(api: Api) -> None:
     assert "30 rows" in error["message"]
 
 
-@pytest.mark.xfail(
-    reason="bug: the dry run sees only the first DRY_RUN_ROWS rows (engine/training/recipe.py "
-    "dry_run), so a dataset sorted by class is refused as having one class",
-    strict=False,
-)
 def test_validate_sees_every_class_of_a_dataset_sorted_by_class(api: Api) -> None:
     x = np.random.default_rng(0).normal(size=(5000, 4)).astype(np.float32)
     y = np.repeat([0, 1], 2500)
@@ -200,3 +195,8 @@ def test_validate_without_key_is_401(backend: Backend, dataset_id: str) -> None:
         "/v1/specs/validate", json=body, headers={"Authorization": "Bearer ty_x"}
     )
     assert wrong.status_code == 401
+
+
+def test_image_size_on_a_table_is_422_naming_the_field(api: Api, dataset_id: str) -> None:
+    spec = {"task": "classification", "target": "label", "data": {"image_size": [8, 8]}}
+    assert_invalid(validate(api, dataset_id, spec), "spec.data.image_size")
