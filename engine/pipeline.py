@@ -84,21 +84,11 @@ class Pipeline(ABC):
         return [{"anomaly_score": float(e)} for e in error]
 
 
-class TablePipeline(Pipeline):
-    kind = "table"
+class _PreprocessorPipeline(Pipeline):
+    """A pipeline over a fitted preprocessor that carries its own target encoding."""
 
-    def __init__(self, preprocessor: Preprocessor) -> None:
+    def __init__(self, preprocessor: Preprocessor | ArrayPreprocessor) -> None:
         self.preprocessor = preprocessor
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return (self.preprocessor.input_dim,)
-
-    @property
-    def output_dim(self) -> int:
-        if self.target_kind == "none":
-            return self.preprocessor.input_dim
-        return self.preprocessor.output_dim
 
     @property
     def target_kind(self) -> str:
@@ -112,6 +102,21 @@ class TablePipeline(Pipeline):
 
     def state(self) -> dict[str, Any]:
         return self.preprocessor.to_dict()
+
+
+class TablePipeline(_PreprocessorPipeline):
+    kind = "table"
+    preprocessor: Preprocessor
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.preprocessor.input_dim,)
+
+    @property
+    def output_dim(self) -> int:
+        if self.target_kind == "none":
+            return self.preprocessor.input_dim
+        return self.preprocessor.output_dim
 
     def inputs(self, instances: Sequence[Any]) -> np.ndarray:
         return self.preprocessor.transform(self.rows_to_table(instances))
@@ -161,11 +166,9 @@ def _cell_problem(row: Any, feature: Any, numeric: bool) -> str | None:
     return None
 
 
-class ArrayPipeline(Pipeline):
+class ArrayPipeline(_PreprocessorPipeline):
     kind = "arrays"
-
-    def __init__(self, preprocessor: ArrayPreprocessor) -> None:
-        self.preprocessor = preprocessor
+    preprocessor: ArrayPreprocessor
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -174,19 +177,6 @@ class ArrayPipeline(Pipeline):
     @property
     def output_dim(self) -> int:
         return self.preprocessor.output_dim
-
-    @property
-    def target_kind(self) -> str:
-        return self.preprocessor.target.kind
-
-    def classes(self) -> list[Any]:
-        return self.preprocessor.target.classes
-
-    def decode_values(self, values: np.ndarray, inputs: np.ndarray) -> np.ndarray:
-        return self.preprocessor.decode_regression(values.astype(np.float64))
-
-    def state(self) -> dict[str, Any]:
-        return self.preprocessor.to_dict()
 
     def inputs(self, instances: Sequence[Any]) -> np.ndarray:
         return self.preprocessor.transform(self.preprocessor.instances_to_array(list(instances)))

@@ -27,6 +27,13 @@ class InvalidInput(TrainyardError):
     code = "invalid_input"
 
 
+def invalid_field(field: str, reason: str, code: str = "invalid_input") -> InvalidInput:
+    """A 422 that names the field and the reason, in the message and in the details."""
+    return InvalidInput(
+        f"{field}: {reason}", code=code, details=[{"field": field, "reason": reason}]
+    )
+
+
 class Unauthorized(TrainyardError):
     status_code = 401
     code = "unauthorized"

@@ -17,7 +17,7 @@ from engine.data.ingest import convert_to_parquet, detect_format
 from engine.errors import DataError
 from service.auth.tables import Project
 from service.core.database import new_id
-from service.core.errors import InvalidInput, NotFound
+from service.core.errors import NotFound, invalid_field
 from service.core.schemas import Page
 from service.core.settings import Settings
 from service.core.store import Store
@@ -85,11 +85,7 @@ def _ingest(store: Store, dataset_id: str, received: ReceivedFile, settings: Set
             write_arrays(data, sink)
             return Ingested(fmt, "arrays", len(data.x), arrays=summarise(data))
     except DataError as exc:
-        raise InvalidInput(
-            f"file: {exc.message}",
-            code="bad_dataset",
-            details=[{"field": "file", "reason": exc.message}],
-        ) from exc
+        raise invalid_field("file", exc.message, code="bad_dataset") from exc
 
 
 def _display_name(received: ReceivedFile) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from engine.errors import DataError, InvalidInstances
 from engine.inference import Predictor
 from service.auth.tables import Project
-from service.core.errors import Conflict, InvalidInput, NotFound, TooLarge
+from service.core.errors import Conflict, InvalidInput, NotFound, TooLarge, invalid_field
 from service.core.schemas import Page
 from service.core.settings import Settings
 from service.models import repository
@@ -94,8 +94,4 @@ def _instance_errors() -> Iterator[None]:
     except InvalidInstances as exc:
         raise InvalidInput(exc.message, code="invalid_instances", details=exc.problems) from exc
     except DataError as exc:
-        raise InvalidInput(
-            f"instances: {exc.message}",
-            code="invalid_instances",
-            details=[{"field": "instances", "reason": exc.message}],
-        ) from exc
+        raise invalid_field("instances", exc.message, code="invalid_instances") from exc

@@ -13,7 +13,7 @@ from engine.models import ModelSummary
 from engine.spec import Spec
 from engine.training.recipe import dry_run
 from service.auth.tables import Project
-from service.core.errors import InvalidInput
+from service.core.errors import InvalidInput, invalid_field
 from service.core.settings import Settings
 from service.core.store import Store
 from service.datasets.service import get_dataset, read_dataset
@@ -35,17 +35,9 @@ def check_spec(
     try:
         return dataset, *dry_run(spec, read_dataset(store, dataset))
     except SpecMismatch as exc:
-        raise InvalidInput(
-            f"spec.{exc.field}: {exc.reason}",
-            code="invalid_spec",
-            details=[{"field": f"spec.{exc.field}", "reason": exc.reason}],
-        ) from exc
+        raise invalid_field(f"spec.{exc.field}", exc.reason, code="invalid_spec") from exc
     except DataError as exc:
-        raise InvalidInput(
-            f"dataset_id: {exc.message}",
-            code="bad_dataset",
-            details=[{"field": "dataset_id", "reason": exc.message}],
-        ) from exc
+        raise invalid_field("dataset_id", exc.message, code="bad_dataset") from exc
 
 
 def check_spec_limits(spec: Spec, settings: Settings) -> None:
