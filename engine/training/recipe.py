@@ -40,6 +40,7 @@ from engine.models import (
 )
 from engine.pipeline import ArrayPipeline, Pipeline, TablePipeline, WindowPipeline
 from engine.spec import Spec
+from engine.training.spec import check_loss_for_task
 from engine.training.trainer import (
     CancelCheck,
     CheckpointCallback,
@@ -97,7 +98,13 @@ def train(
     prepared = prepare(spec, data)
     spec = resolve_spec(spec, prepared.pipeline)
     model = build_model(spec, prepared.pipeline.input_shape, prepared.pipeline.output_dim)
-    trainer = Trainer(spec, model, resolve_device(spec.training.device), prepared.target_scale)
+    trainer = Trainer(
+        spec,
+        model,
+        resolve_device(spec.training.device),
+        prepared.target_scale,
+        classes=prepared.pipeline.classes() or None,
+    )
     fit = trainer.fit(
         prepared.x_train,
         prepared.y_train,
@@ -135,6 +142,7 @@ def resolve_spec(spec: Spec, pipeline: Pipeline) -> Spec:
 
 def prepare(spec: Spec, data: Dataset, fit_only: bool = False) -> PreparedData:
     """Split, fit the pipeline on the training rows, and (unless `fit_only`) build tensors."""
+    check_loss_for_task(spec.training, spec.task)
     if isinstance(data, ArrayData):
         return _prepare_arrays(spec, data, fit_only)
     check_spec_against_schema(spec, data.schema)

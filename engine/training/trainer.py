@@ -399,7 +399,8 @@ class Trainer:
             raise SpecMismatch("model", f"a classifier needs one output per class, not {width}")
         if self.loss.kind == "binary_cross_entropy" and n_classes != 2:
             raise SpecMismatch(
-                "training.loss", f"binary_cross_entropy needs 2 classes; the target has {n_classes}"
+                "training.loss",
+                f"binary_cross_entropy needs 2 classes; the model predicts {n_classes}",
             )
         weights = class_weight_vector(self.config, y_train, n_classes, self.classes)
         self.loss = build_loss(self.config, self.task, weights)

@@ -200,3 +200,8 @@ def test_validate_without_key_is_401(backend: Backend, dataset_id: str) -> None:
 def test_image_size_on_a_table_is_422_naming_the_field(api: Api, dataset_id: str) -> None:
     spec = {"task": "classification", "target": "label", "data": {"image_size": [8, 8]}}
     assert_invalid(validate(api, dataset_id, spec), "spec.data.image_size")
+
+
+def test_a_loss_that_does_not_fit_the_task_is_422_naming_it(api: Api, dataset_id: str) -> None:
+    spec = {"task": "classification", "target": "label", "training": {"loss": "mse"}}
+    assert_invalid(validate(api, dataset_id, spec), "spec.training.loss")
