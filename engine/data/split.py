@@ -10,8 +10,6 @@ from sklearn.model_selection import train_test_split
 from engine.errors import DataError
 from engine.spec import SplitConfig
 
-MIN_TRAIN_ROWS = 2
-
 
 @dataclass
 class SplitIndices:

@@ -54,11 +54,6 @@ class TooLarge(TrainyardError):
     code = "too_large"
 
 
-class Unavailable(TrainyardError):
-    status_code = 503
-    code = "unavailable"
-
-
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 

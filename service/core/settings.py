@@ -38,7 +38,6 @@ class Settings(BaseSettings):
     max_array_elements: int = Field(default=200_000_000, ge=1)
     max_epochs: int = Field(default=1000, ge=1)
     max_predict_rows: int = Field(default=100_000, ge=1)
-    page_size_max: int = 200
 
     @cached_property
     def resolved_data_dir(self) -> Path:
