@@ -7,13 +7,14 @@ import socket
 from functools import cache
 
 from celery.exceptions import Reject
-from celery.signals import worker_shutting_down
+from celery.signals import worker_ready, worker_shutting_down
 
 from service.core.database import create_db_engine, create_session_factory
 from service.core.queue import TRAIN_JOB_TASK, JobQueue, create_celery
 from service.core.settings import load_settings
 from service.core.store import Store
 from service.jobs.execution import JobResources, run_training_job
+from service.jobs.reconciler import Reconciler
 
 settings = load_settings()
 celery_app = create_celery(settings)
@@ -29,6 +30,14 @@ def job_resources() -> JobResources:
         worker_id=f"{socket.gethostname()}:{os.getpid()}",
         queue=JobQueue(celery_app),
     )
+
+
+@worker_ready.connect
+def start_reconciler(**_: object) -> None:
+    """Every worker watches for jobs whose worker vanished; the updates are atomic, so
+    several workers doing it at once is harmless."""
+    resources = job_resources()
+    Reconciler(resources.session_factory, resources.queue, settings).start()
 
 
 @worker_shutting_down.connect

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import EngineError, TrainingCancelled
 from engine.spec import Spec
-from engine.training.checkpoint import Checkpoint, checkpoint_to_bytes
+from engine.training.checkpoint import Checkpoint, checkpoint_from_bytes, checkpoint_to_bytes
 from engine.training.recipe import train
 from engine.training.trainer import EpochReport
 from service.core.database import new_id, transaction
@@ -133,11 +133,11 @@ def run_training_job(resources: JobResources, job_id: str) -> str:
         spec = Spec.model_validate(job.spec)
         data = read_dataset(store, dataset)
         # A job claimed again (its worker died or stopped) goes on from its last epoch.
-        resume_from = (
-            store.read_bytes(checkpoint_key(job_id))
-            if store.exists(checkpoint_key(job_id))
-            else None
-        )
+        resume_from = None
+        if store.exists(checkpoint_key(job_id)):
+            resume_from = store.read_bytes(checkpoint_key(job_id))
+            epoch = checkpoint_from_bytes(resume_from).epoch
+            log.info("job %s resumes after epoch %d (attempt %d)", job_id, epoch, job.attempts)
         trained = train(
             spec,
             data,

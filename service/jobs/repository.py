@@ -159,6 +159,24 @@ def release_job(session: Session, job_id: str, token: str) -> bool:
     return result.rowcount == 1
 
 
+def lapsed_leases(session: Session, limit: int = 100) -> Sequence[Job]:
+    """Running jobs whose worker stopped renewing its lease (killed, or its machine lost)."""
+    query = select(Job).where(Job.status == RUNNING, Job.lease_expires_at < utcnow())
+    return session.scalars(query.order_by(Job.lease_expires_at).limit(limit)).all()
+
+
+def take_back_lapsed(session: Session, job_id: str, status: str, **values: Any) -> bool:
+    """Move a job off a lapsed lease (to `queued` again, or `failed`); False if its worker
+    renewed the lease meanwhile or someone else got there first."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == RUNNING, Job.lease_expires_at < utcnow())
+        .values(status=status, worker_id=None, lease_token=None, lease_expires_at=None, **values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
 def metric_rows(session: Session, job_id: str) -> Sequence[JobMetric]:
     query = select(JobMetric).where(JobMetric.job_id == job_id)
     return session.scalars(query.order_by(JobMetric.epoch, JobMetric.name)).all()
