@@ -46,5 +46,5 @@ def load_model(files: Mapping[str, bytes]) -> tuple[Spec, Pipeline, nn.Module]:
     pipeline = pipeline_from_dict(json.loads(files[PREPROCESS_FILE]))
     model = build_model(spec, pipeline.input_shape, pipeline.output_dim)
     model.load_state_dict(load_safetensors(files[WEIGHTS_FILE]))
-    model.eval()
+    model.train(False)  # eval mode
     return spec, pipeline, model

@@ -21,7 +21,7 @@ class Predictor:
     def __init__(self, spec: Spec, pipeline: Pipeline, model: torch.nn.Module) -> None:
         self.spec = spec
         self.pipeline = pipeline
-        self.model = model.eval()
+        self.model = model.train(False)  # eval mode
 
     @classmethod
     def from_files(cls, files: Mapping[str, bytes]) -> Predictor:

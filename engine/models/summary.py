@@ -63,7 +63,7 @@ def summarise(model: nn.Module, input_shape: Shape) -> ModelSummary:
     shapes: dict[str, list[int]] = {}
     hooks = [module.register_forward_hook(_recorder(shapes, name)) for name, module in rows]
     was_training = model.training
-    model.eval()
+    model.train(False)  # eval mode
     try:
         with torch.no_grad():
             output = model(torch.zeros((2, *input_shape)))

@@ -327,7 +327,7 @@ class Trainer:
         self, x: torch.Tensor, y: torch.Tensor, watch_relus: bool = False
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, int] | None]:
         """The task's metric sums over (x, y) in chunks, and (dead ReLU units, all units)."""
-        self.model.eval()
+        self.model.train(False)
         loss_sum = torch.zeros((), device=self.device)
         count = torch.zeros((), device=self.device)
         hits = torch.zeros((), device=self.device)  # correct rows, or absolute error
@@ -383,7 +383,8 @@ class Trainer:
 
     def _prepare(self, x_val: torch.Tensor, y_train: torch.Tensor) -> None:
         """Fail fast on a model whose output cannot meet the targets; set class weights."""
-        self.model.eval()  # no dropout, no batch-norm statistics, no random numbers drawn
+        # Eval mode: no dropout, no batch-norm statistics, no random numbers drawn.
+        self.model.train(False)
         with torch.inference_mode():
             width = self.model(x_val[:1]).shape[1:]
         if self.task != "classification":
