@@ -13,14 +13,14 @@ import argparse
 import json
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 from client import Client
-from tests.conftest import REDIS_URL, fresh_postgres_database, redis_key_prefix
 from tests.e2e.fleet import (
     api_and_worker,
     free_port,
+    postgres_redis_env,
+    run_timed_job,
     service_env,
     stop,
     trainyard,
@@ -38,16 +38,10 @@ def time_jobs(base_url: str, jobs: int) -> dict[str, float]:
         dataset = client.upload_dataset(csv_bytes(breast_cancer_columns()), "breast_cancer.csv")
         client.wait_for_job(client.create_job(dataset["id"], SPEC)["id"])  # warm-up
         for _ in range(jobs):
-            started = time.monotonic()
-            job = client.create_job(dataset["id"], SPEC)
-            running = None
-            while (current := client.get_job(job["id"]))["status"] in ("queued", "running"):
-                if running is None and current["status"] == "running":
-                    running = time.monotonic() - started
-                time.sleep(0.02)
-            assert current["status"] == "succeeded", current
-            to_running.append(running if running is not None else float("nan"))
-            to_succeeded.append(time.monotonic() - started)
+            job, running, finished = run_timed_job(client, dataset["id"], SPEC)
+            assert job["status"] == "succeeded", job
+            to_running.append(running)
+            to_succeeded.append(finished)
     return {
         "to_running_s": round(statistics.median(to_running), 3),
         "to_succeeded_s": round(statistics.median(to_succeeded), 3),
@@ -67,17 +61,8 @@ def embedded(jobs: int, scratch: Path) -> dict[str, float]:
 
 
 def postgres_redis(jobs: int, scratch: Path) -> dict[str, float]:
-    with fresh_postgres_database() as database_url, redis_key_prefix() as prefix:
-        env = service_env(
-            scratch / "fleet",
-            free_port(),
-            KEY,
-            database_url=database_url,
-            broker_url=REDIS_URL,
-            broker_key_prefix=prefix,
-        )
-        with api_and_worker(env, scratch) as base_url:
-            return time_jobs(base_url, jobs)
+    with postgres_redis_env(scratch / "fleet", KEY) as env, api_and_worker(env, scratch) as url:
+        return time_jobs(url, jobs)
 
 
 def main() -> None:

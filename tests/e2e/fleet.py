@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from client import Client
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -84,3 +86,34 @@ def api_and_worker(env: dict[str, str], log_dir: Path) -> Iterator[str]:
             stop(worker)
     finally:
         stop(api)
+
+
+@contextmanager
+def postgres_redis_env(data_dir: Path, key: str, **settings: str) -> Iterator[dict[str, str]]:
+    """Settings for a fleet on a fresh PostgreSQL database and a Redis key prefix of its own."""
+    from tests.conftest import REDIS_URL, fresh_postgres_database, redis_key_prefix
+
+    with fresh_postgres_database() as database_url, redis_key_prefix() as prefix:
+        yield service_env(
+            data_dir,
+            free_port(),
+            key,
+            database_url=database_url,
+            broker_url=REDIS_URL,
+            broker_key_prefix=prefix,
+            **settings,
+        )
+
+
+def run_timed_job(client: Client, dataset_id: str, spec: dict) -> tuple[dict, float, float]:
+    """Submit a job and follow it to its end: (final job, seconds to `running`, to the end)."""
+    submitted = time.monotonic()
+    job = client.create_job(dataset_id, spec)
+    to_running: float | None = None
+    while (current := client.get_job(job["id"]))["status"] in ("queued", "running"):
+        if current["status"] == "running" and to_running is None:
+            to_running = time.monotonic() - submitted
+        time.sleep(0.02)
+    finished = time.monotonic() - submitted
+    # A job faster than one poll is never seen running: it started no later than it ended.
+    return current, finished if to_running is None else to_running, finished

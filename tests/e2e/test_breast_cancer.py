@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import signal
-import time
 
 import numpy as np
 import pytest
 from sklearn.model_selection import train_test_split
 
 from client import Client
-from tests.conftest import REDIS_URL, fresh_postgres_database, redis_key_prefix
 from tests.e2e.fleet import (
     api_and_worker,
     free_port,
+    postgres_redis_env,
+    run_timed_job,
     service_env,
     stop,
     trainyard,
@@ -41,18 +41,11 @@ def train_and_score(base_url: str) -> dict[str, float]:
         dataset = client.upload_dataset(csv_bytes(train_columns), "breast_cancer.csv")
         assert dataset["rows"] == len(train_columns["label"])
 
-        submitted = time.monotonic()
-        job = client.create_job(dataset["id"], {"task": "classification", "target": "label"})
-        assert job["status"] == "queued"
-        running_after = None
-        while (current := client.get_job(job["id"]))["status"] in ("queued", "running"):
-            if current["status"] == "running" and running_after is None:
-                running_after = time.monotonic() - submitted
-            time.sleep(0.05)
-        succeeded_after = time.monotonic() - submitted
+        spec = {"task": "classification", "target": "label"}
+        current, running_after, succeeded_after = run_timed_job(client, dataset["id"], spec)
         assert current["status"] == "succeeded", current["error"]
 
-        history = client.job_metrics(job["id"])["epochs"]
+        history = client.job_metrics(current["id"])["epochs"]
         assert [e["epoch"] for e in history] == list(range(1, len(history) + 1))
         predictions = client.predict(current["model_id"], instances)
     accuracy = float(np.mean([p["label"] == y for p, y in zip(predictions, truth, strict=True)]))
@@ -65,17 +58,8 @@ def train_and_score(base_url: str) -> dict[str, float]:
 @pytest.mark.postgres
 @pytest.mark.redis
 def test_breast_cancer_on_postgres_and_redis_with_separate_api_and_worker(tmp_path) -> None:
-    with fresh_postgres_database() as database_url, redis_key_prefix() as prefix:
-        env = service_env(
-            tmp_path / "data",
-            free_port(),
-            KEY,
-            database_url=database_url,
-            broker_url=REDIS_URL,
-            broker_key_prefix=prefix,
-        )
-        with api_and_worker(env, tmp_path) as base_url:
-            train_and_score(base_url)
+    with postgres_redis_env(tmp_path / "data", KEY) as env, api_and_worker(env, tmp_path) as url:
+        train_and_score(url)
 
 
 def test_breast_cancer_on_the_embedded_default_through_trainyard_run(tmp_path) -> None:
