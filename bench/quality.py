@@ -111,7 +111,8 @@ def forecast_gru(client: Client, epochs: int) -> dict[str, float]:
         "task": "forecasting",
         "target": "value",
         "model": {"family": "rnn", "cell": "gru", "hidden": 32},
-        "data": {"window": window, "horizon": 1},
+        # The series past `split` is this bench's own test: every training row stays in use.
+        "data": {"window": window, "horizon": 1, "split": {"test": 0.0}},
         "training": {"epochs": epochs, "batch_size": 64, "early_stopping": {"patience": 10}},
     }
     model_id = train(client, csv_bytes({"value": series[:split].tolist()}), "series.csv", spec)

@@ -1,7 +1,8 @@
 """A model folder: spec.json, weights.safetensors, preprocess.json, metrics.json.
 
 The folder alone rebuilds the model: the spec names the family and its knobs (the default
-model already filled in), the pipeline gives the input shape and the output size. No pickle.
+model already filled in), the pipeline gives the input shape, the output size and which inputs
+are embedded category codes. No pickle.
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ def load_model(files: Mapping[str, bytes]) -> tuple[Spec, Pipeline, nn.Module]:
 
     spec = Spec.model_validate_json(files[SPEC_FILE])
     pipeline = pipeline_from_dict(json.loads(files[PREPROCESS_FILE]))
-    model = build_model(spec, pipeline.input_shape, pipeline.output_dim)
+    model = build_model(
+        spec, pipeline.input_shape, pipeline.output_dim, embedded=pipeline.embedded_inputs
+    )
     model.load_state_dict(load_safetensors(files[WEIGHTS_FILE]))
     model.train(False)  # eval mode
     return spec, pipeline, model

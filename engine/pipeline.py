@@ -1,7 +1,8 @@
 """Pipelines: raw instances in, model inputs out; model outputs in, predictions out.
 
 Three kinds share one interface, so training, inference and the dry run need not care which:
-- `table`: rows of named columns (impute, scale, one-hot; engine/data/preprocess.py)
+- `table`: rows of named columns (impute, clip, scale or bin, encode categories, select;
+  engine/data/preprocess.py)
 - `arrays`: images [C, H, W], sequences [T, C], vectors [D] (engine/data/arrays.py)
 - `windows`: a time series cut into windows of past rows, for forecasting (engine/data/windows.py)
 The fitted state is JSON (`to_dict`), saved as the model's `preprocess.json`.
@@ -21,6 +22,7 @@ from engine.data.arrays import ArrayPreprocessor
 from engine.data.preprocess import NumericFeature, Preprocessor
 from engine.data.windows import WindowScaler
 from engine.errors import InvalidInstances
+from engine.models.tabular import EmbeddedInput
 
 NUMBER_TYPES = (int, float)
 MAX_PROBLEMS = 20
@@ -42,6 +44,11 @@ class Pipeline(ABC):
     def target_kind(self) -> str:
         """ "classes", "numeric" or "none" (reconstruction)."""
 
+    @property
+    def embedded_inputs(self) -> list[EmbeddedInput]:
+        """Input positions that hold category codes for the model to embed (tables only)."""
+        return []
+
     @abstractmethod
     def inputs(self, instances: Sequence[Any]) -> np.ndarray:
         """Raw predict instances -> float32 model input [N, *input_shape]."""
@@ -62,7 +69,7 @@ class Pipeline(ABC):
     def predictions(self, outputs: torch.Tensor, inputs: torch.Tensor) -> list[dict[str, Any]]:
         """One prediction per row: label + probabilities, value(s), or an anomaly score."""
         if self.target_kind == "classes":
-            probabilities = torch.softmax(outputs.float(), dim=1).numpy()
+            probabilities = class_probabilities(outputs)
             classes = self.classes()
             keys = [str(c) for c in classes]
             return [
@@ -82,6 +89,16 @@ class Pipeline(ABC):
         # Reconstruction: how far the output is from the (preprocessed) input.
         error = (outputs.float() - inputs.float()).pow(2).reshape(len(outputs), -1).mean(dim=1)
         return [{"anomaly_score": float(e)} for e in error]
+
+
+def class_probabilities(outputs: torch.Tensor) -> np.ndarray:
+    """float64 [N, n_classes]; a single output is binary cross-entropy's logit of class 1
+    (softmax over one output would always say 1.0)."""
+    outputs = outputs.double()
+    if outputs.shape[1] == 1:
+        p1 = torch.sigmoid(outputs[:, 0])
+        return torch.stack([1 - p1, p1], dim=1).numpy()
+    return torch.softmax(outputs, dim=1).numpy()
 
 
 class _PreprocessorPipeline(Pipeline):
@@ -117,6 +134,10 @@ class TablePipeline(_PreprocessorPipeline):
         if self.target_kind == "none":
             return self.preprocessor.input_dim
         return self.preprocessor.output_dim
+
+    @property
+    def embedded_inputs(self) -> list[EmbeddedInput]:
+        return [EmbeddedInput(*column) for column in self.preprocessor.embedded_columns()]
 
     def inputs(self, instances: Sequence[Any]) -> np.ndarray:
         return self.preprocessor.transform(self.rows_to_table(instances))

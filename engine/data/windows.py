@@ -132,8 +132,8 @@ def time_ordered_split(
             raise DataError(
                 f"{n} windows leave no {name} window; use a longer series or a shorter horizon"
             )
-    if test > 0 and test_idx.size == 0:
-        raise DataError(f"{n} windows leave no test window; use a longer series")
+    # No test window (a short series, a long horizon) is not an error: the job says it was
+    # not evaluated.
     return train, val, test_idx
 
 

@@ -30,9 +30,11 @@ from engine.models.spec import (
     RNNConfig,
 )
 from engine.models.summary import LayerSummary, ModelSummary, count_parameters, summarise
+from engine.models.tabular import EmbeddedInput, embedded_width, with_embeddings
 
 __all__ = [
     "DEFAULT_MAX_PARAMETERS",
+    "EmbeddedInput",
     "MODEL_BUILDERS",
     "LayerSummary",
     "ModelSpec",
@@ -67,6 +69,9 @@ MODEL_BUILDERS: dict[str, Builder] = {
 # Families whose output can have the input's shape, as reconstruction needs.
 RECONSTRUCTING = ("autoencoder", "layers")
 
+# Families that take a feature vector [F], so embedded category codes can be put before them.
+EMBEDDING_FAMILIES = ("mlp", "layers")
+
 # A spec may not ask for more weights than a worker can hold: checked on the meta device,
 # where building allocates nothing, before any real memory is spent.
 DEFAULT_MAX_PARAMETERS = 100_000_000
@@ -77,12 +82,15 @@ def build_model(
     input_shape: int | Sequence[int],
     output_dim: int,
     *,
+    embedded: Sequence[EmbeddedInput] = (),
     max_parameters: int | None = DEFAULT_MAX_PARAMETERS,
 ) -> nn.Module:
     """The model for `spec` on examples of `input_shape` ([F], [T, C] or [C, H, W]; an int is
     [F]). Its output is [N, output_dim], or [N, *input_shape] for task reconstruction (where
-    output_dim is ignored). Raises SpecMismatch naming the field when the spec does not fit."""
-    return _build(spec, _as_shape(input_shape), output_dim, max_parameters).module
+    output_dim is ignored). `embedded` names the input positions that hold category codes
+    (a table pipeline's `embedded_inputs`): the model learns a vector for each code. Raises
+    SpecMismatch naming the field when the spec does not fit."""
+    return _build(spec, _as_shape(input_shape), output_dim, max_parameters, embedded).module
 
 
 def describe_model(
@@ -90,12 +98,13 @@ def describe_model(
     input_shape: int | Sequence[int],
     output_dim: int,
     *,
+    embedded: Sequence[EmbeddedInput] = (),
     max_parameters: int | None = DEFAULT_MAX_PARAMETERS,
 ) -> ModelSummary:
     """Build the model and run a zero batch of 2 through it: the layer table (name, type,
     output shape, parameters) and the total, as the model really computes them."""
     shape = _as_shape(input_shape)
-    built = _build(spec, shape, output_dim, max_parameters)
+    built = _build(spec, shape, output_dim, max_parameters, embedded)
     try:
         return summarise(built.module, shape)
     except RuntimeError as exc:  # a check the builders missed: still the spec's fault, not a 500
@@ -116,7 +125,13 @@ def default_model_config(task: str, input_shape: int | Sequence[int]) -> ModelCo
     return MLPConfig()
 
 
-def _build(spec: ModelSpec, shape: Shape, output_dim: int, max_parameters: int | None) -> Built:
+def _build(
+    spec: ModelSpec,
+    shape: Shape,
+    output_dim: int,
+    max_parameters: int | None,
+    embedded: Sequence[EmbeddedInput] = (),
+) -> Built:
     config = spec.model if spec.model is not None else default_model_config(spec.task, shape)
     family, task = config.family, spec.task
     if task == "reconstruction" and family not in RECONSTRUCTING:
@@ -132,6 +147,14 @@ def _build(spec: ModelSpec, shape: Shape, output_dim: int, max_parameters: int |
     if task != "reconstruction" and output_dim < 1:
         raise ValueError(f"output_dim must be at least 1, got {output_dim}")
     builder = MODEL_BUILDERS[family]
+    if embedded:
+        if family not in EMBEDDING_FAMILIES or len(shape) != 1:
+            raise SpecMismatch(
+                "model.family",
+                f"columns with encoding 'embedding' feed an mlp or a layers list; {family} "
+                "cannot take them (use encoding 'onehot' or 'ordinal')",
+            )
+        builder = _embedding_builder(builder, embedded)
     if max_parameters is not None:
         with torch.device("meta"):
             parameters = count_parameters(builder(config, shape, output_dim, task).module)
@@ -142,6 +165,17 @@ def _build(spec: ModelSpec, shape: Shape, output_dim: int, max_parameters: int |
                 f"{max_parameters:,}",
             )
     return builder(config, shape, output_dim, task)
+
+
+def _embedding_builder(builder: Builder, embedded: Sequence[EmbeddedInput]) -> Builder:
+    """`builder` on the vector the embeddings make, with the embedding lookup in front."""
+
+    def build(config: Any, shape: Shape, output_dim: int, task: str) -> Built:
+        width = shape[0]
+        inner = builder(config, (embedded_width(width, embedded),), output_dim, task)
+        return Built(with_embeddings(inner.module, width, embedded), inner.output_shape)
+
+    return build
 
 
 def _as_shape(input_shape: int | Sequence[int]) -> Shape:

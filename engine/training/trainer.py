@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from engine.data.augment import BatchAugment
 from engine.errors import DataError, SpecMismatch, TrainingCancelled, TrainingDiverged
 from engine.spec import Spec, TrainingConfig
 from engine.training.checkpoint import (
@@ -138,6 +139,7 @@ class Trainer:
         device: torch.device,
         target_scale: float = 1.0,
         classes: Sequence[Any] | None = None,
+        augment: BatchAugment | None = None,
     ) -> None:
         check_loss_for_task(spec.training, spec.task)
         self.spec = spec
@@ -149,6 +151,8 @@ class Trainer:
         self.target_scale = target_scale
         # Class labels in index order: the keys of training.class_weights.
         self.classes = classes
+        # Applied to training batches only; None keeps the loop exactly the hand-written one.
+        self.augment = augment
         self.optimizer = build_optimizer(self.config, self.model.parameters())
         self.autocast_dtype = autocast_dtype(self.config.precision, device)
         # Replaced in fit once the training targets give the class weights.
@@ -301,12 +305,17 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         gradients.start_epoch(steps, self.device)
         clip, l1 = self.config.gradient_clip_norm, self.config.l1
+        augment = self.augment
+        if augment is not None:
+            augment.start_epoch(epoch, self.device)
         for step in range(steps):
             if should_cancel is not None and should_cancel():
                 raise TrainingCancelled("the job was cancelled")
             self._set_learning_rate(schedule.learning_rate(epoch, step))
             index = order[step * batch : (step + 1) * batch]
             xb, yb = x[index], y[index]
+            if augment is not None:
+                xb, yb = augment(xb, yb)
             with self._autocast():
                 output = self.model(xb)
             loss = self.loss(output, yb)
@@ -403,7 +412,10 @@ class Trainer:
                 "training.loss",
                 f"binary_cross_entropy needs 2 classes; the model predicts {n_classes}",
             )
-        weights = class_weight_vector(self.config, y_train, n_classes, self.classes)
+        config = self.config
+        if self.spec.data.sampling.method == "class_weights":
+            config = config.model_copy(update={"class_weights": "balanced"})
+        weights = class_weight_vector(config, y_train, n_classes, self.classes)
         self.loss = build_loss(self.config, self.task, weights)
 
     def _check_finite(self, metrics: dict[str, float], peak_norm: float, epoch: int) -> None:

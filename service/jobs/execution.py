@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.errors import EngineError, TrainingCancelled
 from engine.spec import Spec
 from engine.training.checkpoint import Checkpoint, checkpoint_from_bytes, checkpoint_to_bytes
-from engine.training.recipe import train
+from engine.training.recipe import FoldReport, train
 from engine.training.trainer import EpochReport
 from service.core.database import new_id, transaction
 from service.core.queue import JobQueue
@@ -98,12 +98,13 @@ def run_training_job(resources: JobResources, job_id: str) -> str:
 
     keeper = LeaseKeeper(resources, job_id, token)
     keeper.start()
-    started = time.monotonic()
+    # When the final model's epochs began: cross-validation folds run before them.
+    clock = {"started": time.monotonic()}
     warnings: list[dict] = list(job.warnings or [])
     store = resources.store
 
     def on_epoch(report: EpochReport) -> None:
-        elapsed = time.monotonic() - started
+        elapsed = time.monotonic() - clock["started"]
         progress = {
             "epoch": report.epoch,
             "epochs": report.epochs,
@@ -125,6 +126,20 @@ def run_training_job(resources: JobResources, job_id: str) -> str:
             ):
                 keeper.lost = True
 
+    def on_fold(report: FoldReport) -> None:
+        # Fold models keep out of the metrics history (it is the final model's); the
+        # progress says how far cross-validation has come.
+        progress = {
+            "epoch": 0,
+            "epochs": job.spec.get("training", {}).get("epochs", 0),
+            "fold": report.fold,
+            "folds": report.folds,
+        }
+        with transaction(resources.session_factory) as session:
+            if not repository.record_progress(session, job_id, token, progress):
+                keeper.lost = True
+        clock["started"] = time.monotonic()
+
     def on_checkpoint(checkpoint: Checkpoint) -> None:
         # Written under a temporary name and renamed: a crash never leaves half a checkpoint.
         store.write_bytes(checkpoint_key(job_id), checkpoint_to_bytes(checkpoint))
@@ -145,6 +160,7 @@ def run_training_job(resources: JobResources, job_id: str) -> str:
             should_cancel=keeper.should_stop,
             on_checkpoint=on_checkpoint,
             resume_from=resume_from,
+            on_fold=on_fold,
         )
         if keeper.lost:
             return "lost"
@@ -165,7 +181,10 @@ def run_training_job(resources: JobResources, job_id: str) -> str:
                     metrics=trained.metrics,
                 ),
             )
-            if not repository.finish_job(session, job_id, token, SUCCEEDED, model_id=model_id):
+            finished = repository.finish_job(
+                session, job_id, token, SUCCEEDED, model_id=model_id, report=trained.report()
+            )
+            if not finished:
                 session.rollback()
                 resources.store.delete_prefix(f"models/{model_id}")
                 return "lost"

@@ -130,6 +130,7 @@ def finish_job(
     error_code: str | None = None,
     error_message: str | None = None,
     model_id: str | None = None,
+    report: dict[str, Any] | None = None,
 ) -> bool:
     result = session.execute(
         update(Job)
@@ -139,10 +140,22 @@ def finish_job(
             error_code=error_code,
             error_message=error_message,
             model_id=model_id,
+            report=report,
             finished_at=utcnow(),
             lease_token=None,
             lease_expires_at=None,
         )
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def record_progress(session: Session, job_id: str, token: str, progress: dict[str, Any]) -> bool:
+    """Progress with no epoch to record (a cross-validation fold finished)."""
+    result = session.execute(
+        update(Job)
+        .where(_held(job_id, token))
+        .values(progress=progress)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1

@@ -20,6 +20,10 @@ class Progress(BaseModel):
     epochs: int
     samples_per_second: float | None = None
     eta_seconds: float | None = None
+    fold: int | None = Field(
+        default=None, description="Cross-validation: the last fold finished, before epochs."
+    )
+    folds: int | None = None
 
 
 class JobError(BaseModel):
@@ -33,6 +37,57 @@ class JobWarning(BaseModel):
     message: str
 
 
+class ConfusionMatrix(BaseModel):
+    labels: list[Any] = Field(description="The class labels, in the matrix's row/column order.")
+    matrix: list[list[int]] = Field(description="Rows: the true class; columns: the predicted.")
+
+
+class Evaluation(BaseModel):
+    rows: int = Field(description="Rows scored.")
+    metrics: dict[str, float] = Field(
+        description="classification: accuracy, precision_macro, recall_macro, f1_macro, "
+        "roc_auc; regression and forecasting: mae, rmse, r2 (target units); reconstruction: "
+        "reconstruction_error."
+    )
+    confusion_matrix: ConfusionMatrix | None = None
+    notes: list[str] = Field(default_factory=list, description="Metrics left out, and why.")
+
+
+class Fold(BaseModel):
+    fold: int
+    rows: dict[str, int] = Field(description="train, validation, and test: the held-out fold.")
+    epochs_run: int
+    best_epoch: int
+    metrics: dict[str, float]
+    notes: list[str] = Field(default_factory=list)
+
+
+class CrossValidation(BaseModel):
+    folds: list[Fold]
+    mean: dict[str, float]
+    std: dict[str, float] = Field(description="Population standard deviation over the folds.")
+
+
+class Sampling(BaseModel):
+    method: str
+    before: dict[str, int] = Field(description="Training rows per class before sampling.")
+    after: dict[str, int] = Field(description="Training rows per class trained on.")
+
+
+class JobReport(BaseModel):
+    """What a succeeded job learned about its data and how its model did on the test split."""
+
+    rows: dict[str, int] = Field(description="Rows per split: train, validation, test.")
+    dropped: dict[str, int] = Field(description="Training rows removed by cleaning, by rule.")
+    leakage_removed: dict[str, int] = Field(
+        description="Validation and test rows left out because they repeat a training row."
+    )
+    sampling: Sampling | None = None
+    evaluation: Evaluation = Field(description="The final model, scored once on the test split.")
+    cross_validation: CrossValidation | None = None
+    notes: list[str] = Field(default_factory=list)
+
+
 class JobOut(BaseModel):
     id: str
     dataset_id: str
@@ -44,6 +99,7 @@ class JobOut(BaseModel):
     metrics: dict[str, float] | None
     warnings: list[JobWarning]
     model_id: str | None
+    report: JobReport | None = Field(description="Set when the job has succeeded.")
     error: JobError | None
     spec: dict[str, Any]
     created_at: datetime

@@ -113,6 +113,7 @@ def job_out(job: Job) -> JobOut:
         metrics=job.metrics,
         warnings=job.warnings or [],
         model_id=job.model_id,
+        report=job.report,
         error=error,
         spec=job.spec,
         created_at=job.created_at,

@@ -256,3 +256,18 @@ def test_integer_labels_serve_as_a_regression_target():
     assert pre.target.kind == "numeric"
     assert pre.target.mean == pytest.approx(20.0)
     np.testing.assert_allclose(pre.decode_regression(pre.encode_target(data)), [10, 20, 20, 30])
+
+
+def test_table_preprocess_settings_are_refused_for_arrays_not_ignored():
+    from engine.spec import Spec
+    from engine.training.recipe import dry_run
+
+    spec = Spec.model_validate(
+        {
+            "task": "classification",
+            "target": "y",
+            "data": {"preprocess": {"numeric": {"scale": "minmax"}}},
+        }
+    )
+    with pytest.raises(SpecMismatch, match="data.preprocess"):
+        dry_run(spec, _images())

@@ -11,9 +11,11 @@ import torch
 from safetensors.torch import load as load_safetensors
 
 from engine.artifacts import MODEL_FILES, load_model
-from engine.errors import InvalidInstances
+from engine.data.preprocess import MAX_CATEGORIES
+from engine.errors import InvalidInstances, TrainingCancelled
 from engine.inference import Predictor
 from engine.spec import Spec
+from engine.training.checkpoint import checkpoint_to_bytes
 from engine.training.recipe import TrainedModel, train
 from tests.sample_data import linear_regression, mixed_classification
 
@@ -236,3 +238,117 @@ def test_integer_class_labels_come_back_as_integers():
 
     assert all(p["label"] in (0, 1) and isinstance(p["label"], int) for p in predictions)
     assert all(set(p["probabilities"]) == {"0", "1"} for p in predictions)
+
+
+# --- data.preprocess through the model folder -------------------------------------------------
+
+
+def _cities(n: int = 300, seed: int = 0) -> dict[str, list]:
+    """A label set by a high-cardinality city (120 of them) and one number."""
+    rng = np.random.default_rng(seed)
+    effect = rng.normal(size=120)
+    city = rng.integers(0, 120, size=n)
+    x = rng.normal(size=n)
+    return {
+        "x": x.tolist(),
+        "city": [f"c{c}" for c in city],
+        "label": np.where(effect[city] + 0.5 * x > 0, "yes", "no").tolist(),
+    }
+
+
+def _embedding_spec(epochs: int) -> Spec:
+    return Spec.model_validate(
+        {
+            "task": "classification",
+            "target": "label",
+            "data": {"preprocess": {"columns": {"city": {"encoding": "embedding"}}}},
+            "model": {"family": "mlp", "hidden": [16]},
+            "training": {"epochs": epochs, "learning_rate": 0.01, "device": "cpu"},
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def embedded() -> TrainedModel:
+    return train(_embedding_spec(3), pa.table(_cities(n=400)))
+
+
+def test_an_embedding_column_trains_and_predicts_from_the_model_folder(embedded):
+    files = embedded.files()
+    weights = load_safetensors(files["weights.safetensors"])
+    rows = _rows(_cities(n=6, seed=1), "label")
+    rows += [{"x": 0.3, "city": "nowhere"}, {"x": None, "city": None}]
+
+    predictor = Predictor.from_files(files)
+    predictions = predictor.predict(rows)
+
+    city = next(f for f in embedded.pipeline.preprocessor.features if f.name == "city")
+    (_, cardinality, dim), *_ = embedded.pipeline.preprocessor.embedded_columns()
+    assert weights["0.tables.0.weight"].shape == (cardinality, dim)
+    # Every training city, past the one-hot default cap, and code 0 for unseen or missing.
+    assert cardinality == len(city.categories) + 1
+    assert len(city.categories) > MAX_CATEGORIES
+    assert len(predictions) == 8
+    assert all(p["label"] in ("yes", "no") for p in predictions)
+    # Unseen and missing cities share the reserved code 0.
+    same_x = predictor.predict([{"x": 0.3, "city": None}, {"x": 0.3, "city": "nowhere"}])
+    assert same_x[0] == same_x[1]
+    in_memory = embedded.model(torch.from_numpy(embedded.pipeline.inputs(rows)))
+    np.testing.assert_allclose(
+        [p["probabilities"]["yes"] for p in predictions],
+        torch.softmax(in_memory, dim=1)[:, 1].detach().numpy(),
+        rtol=1e-5,
+    )
+
+
+def test_a_training_run_with_embeddings_resumes_from_its_checkpoint():
+    table = pa.table(_cities(n=120))
+    checkpoints: list[bytes] = []
+    straight = train(_embedding_spec(3), table)
+    with pytest.raises(TrainingCancelled):
+        train(
+            _embedding_spec(3),
+            table,
+            on_checkpoint=lambda c: checkpoints.append(checkpoint_to_bytes(c)),
+            should_cancel=lambda: len(checkpoints) == 1,
+        )
+
+    resumed = train(_embedding_spec(3), table, resume_from=checkpoints[-1])
+
+    assert resumed.fit.history == straight.fit.history
+    for name, tensor in straight.model.state_dict().items():
+        assert torch.equal(tensor, resumed.model.state_dict()[name]), name
+
+
+def test_a_model_folder_with_version_1_preprocess_state_still_predicts(classifier):
+    files = dict(classifier.files())
+    state = json.loads(files["preprocess.json"])
+    inner = state["state"]
+    inner["version"] = 1
+    inner.pop("dropped_columns")
+    for feature in inner["features"]:
+        if feature["kind"] == "numeric":
+            feature["mean"] = feature.pop("offset")
+            for key in ("lower", "upper", "edges", "bin_encode", "indicator"):
+                feature.pop(key)
+        else:
+            for key in ("encoding", "unseen", "fill", "indicator", "embedding_dim"):
+                feature.pop(key)
+    files["preprocess.json"] = json.dumps(state).encode()
+    rows = _rows(mixed_classification(n=10, seed=3), "label")
+
+    old = Predictor.from_files(files).predict(rows)
+
+    assert old == Predictor.from_files(classifier.files()).predict(rows)
+
+
+def test_a_single_logit_output_gives_sigmoid_probabilities(classifier):
+    # binary_cross_entropy models may end in one output: the logit of the second class.
+    pipeline = classifier.pipeline
+    outputs = torch.tensor([[2.0], [-1.0]])
+    predictions = pipeline.predictions(outputs, torch.zeros(2, *pipeline.input_shape))
+    first, second = pipeline.classes()
+    assert [p["label"] for p in predictions] == [second, first]
+    p_second = predictions[0]["probabilities"][str(second)]
+    assert p_second == pytest.approx(1 / (1 + np.exp(-2.0)))
+    assert sum(predictions[1]["probabilities"].values()) == pytest.approx(1.0)

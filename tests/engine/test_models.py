@@ -15,6 +15,7 @@ from torch import nn
 
 from engine.errors import SpecMismatch
 from engine.models import (
+    EmbeddedInput,
     build_model,
     count_parameters,
     default_model_config,
@@ -508,6 +509,50 @@ def test_autoencoder_encodes_to_its_latent_size(input_shape):
     model = build_model(spec, input_shape, 0)
 
     assert model.encode(torch.randn(4, *input_shape)).shape == (4, 5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Embedded category codes in a feature vector
+# ---------------------------------------------------------------------------------------------
+
+# A feature vector [5] whose positions 1 and 3 hold category codes.
+EMBEDDED = (EmbeddedInput(1, 10, 4), EmbeddedInput(3, 6, 2))
+
+
+def test_embedded_codes_are_looked_up_and_join_the_other_inputs():
+    model = build_model(_spec({"hidden": [8]}), 5, 3, embedded=EMBEDDED)
+    x = torch.tensor([[0.5, 7.0, -1.0, 2.0, 3.0]])
+
+    summary = describe_model(_spec({"hidden": [8]}), 5, 3, embedded=EMBEDDED)
+
+    assert model(x).shape == (1, 3)
+    assert [row.type for row in summary.layers[:2]] == ["embedding", "dense"]
+    assert summary.layers[0].output_shape == [3 + 4 + 2]
+    assert summary.layers[0].parameters == 10 * 4 + 6 * 2
+    assert summary.layers[1].parameters == (9 + 1) * 8
+    assert summary.input_shape == [5]
+
+
+def test_a_code_outside_the_table_takes_the_nearest_row_not_an_index_error():
+    model = build_model(_spec({"hidden": [8]}), 5, 3, embedded=EMBEDDED).train(False)
+
+    out = model(torch.tensor([[0.0, 99.0, 0.0, -5.0, 0.0], [0.0, 9.0, 0.0, 0.0, 0.0]]))
+
+    assert torch.equal(out[0], out[1])
+
+
+def test_embedded_codes_feed_a_layers_list():
+    spec = _spec({"layers": [{"type": "dense", "units": 4}]})
+
+    assert build_model(spec, 5, 2, embedded=EMBEDDED)(torch.zeros(2, 5)).shape == (2, 2)
+
+
+def test_a_family_that_cannot_take_embedded_codes_names_the_family():
+    with pytest.raises(SpecMismatch) as info:
+        build_model(_spec({"family": "rnn"}), 5, 3, embedded=EMBEDDED)
+
+    assert info.value.field == "model.family"
+    assert "embedding" in info.value.reason
 
 
 # ---------------------------------------------------------------------------------------------

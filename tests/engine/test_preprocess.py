@@ -44,8 +44,8 @@ def test_statistics_come_from_the_training_rows_not_the_whole_table():
     a_train = np.asarray(train.column("a").to_pylist())
     a_full = np.asarray(full.column("a").to_pylist())
     feature = _feature(preprocessor, "a")
-    assert feature.mean == pytest.approx(a_train.mean())
-    assert feature.mean != pytest.approx(a_full.mean())
+    assert feature.offset == pytest.approx(a_train.mean())
+    assert feature.offset != pytest.approx(a_full.mean())
     assert feature.scale == pytest.approx(a_train.std())
     assert preprocessor.target.mean == pytest.approx(np.mean(train.column("y").to_pylist()))
 

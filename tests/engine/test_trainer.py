@@ -102,8 +102,8 @@ def test_rows_without_a_target_are_left_out_of_training():
 
     result = train(_spec("regression", "y", epochs=2), pa.table(columns))
 
-    assert result.rows["train"] + result.rows["validation"] == 54
-    assert result.rows["validation"] > 0
+    assert sum(result.rows.values()) == 54
+    assert result.rows["validation"] > 0 and result.rows["test"] > 0
 
 
 def test_huge_learning_rate_raises_training_diverged_mentioning_the_learning_rate():

@@ -214,6 +214,8 @@ def test_cancel_running_job_asks_it_to_stop(
         "epochs": 7,
         "samples_per_second": None,
         "eta_seconds": None,
+        "fold": None,
+        "folds": None,
     }
 
     response = api.post(f"/v1/jobs/{job['id']}/cancel")
@@ -326,6 +328,7 @@ def test_diverging_job_fails_with_advice(api: Api, submit, run_job) -> None:
     body = api.get(f"/v1/jobs/{job['id']}").json()
     assert body["status"] == "failed"
     assert body["model_id"] is None
+    assert body["report"] is None
     assert body["error"]["code"] == "diverged"
     assert "learning rate" in body["error"]["message"]
     assert api.get("/v1/models").json()["total"] == 0

@@ -1,0 +1,143 @@
+"""Scoring a trained model once on rows it never saw: the test split, or a fold's held-out rows.
+
+The metrics are scikit-learn's, on the model's predictions in the target's own units:
+- classification: accuracy, macro precision / recall / F1, ROC AUC (binary, or one-vs-rest
+  for more classes; left out with a note when a class has no rows to score), and the
+  confusion matrix with its class labels (rows: true class, columns: predicted);
+- regression and forecasting: MAE, RMSE and R², every predicted value counted once (a
+  forecast's horizon steps, a multi-output target's outputs);
+- reconstruction: the mean squared reconstruction error, in standardised input units.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    mean_absolute_error,
+    precision_recall_fscore_support,
+    r2_score,
+    roc_auc_score,
+    root_mean_squared_error,
+)
+from torch import nn
+
+from engine.pipeline import Pipeline, class_probabilities
+
+# Predictions run in chunks so that scoring a large split never holds all its activations.
+CHUNK_ELEMENTS = 2**24
+
+
+@torch.inference_mode()
+def model_outputs(model: nn.Module, x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The model's raw outputs for x, in fp32 on the CPU, in eval mode."""
+    model.train(False)
+    chunk = max(1, min(8192, CHUNK_ELEMENTS // max(1, x[0].numel()))) if len(x) else 1
+    parts = [
+        model(x[start : start + chunk].to(device)).float().cpu()
+        for start in range(0, x.shape[0], chunk)
+    ]
+    return torch.cat(parts) if parts else torch.zeros(0)
+
+
+def evaluate(
+    model: nn.Module,
+    pipeline: Pipeline,
+    task: str,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    device: torch.device,
+) -> dict[str, Any]:
+    """{"rows", "metrics", "notes", and for classification "confusion_matrix"}."""
+    if x.shape[0] == 0:
+        return {
+            "rows": 0,
+            "metrics": {},
+            "notes": ["not evaluated: the test split has no rows"],
+        }
+    outputs = model_outputs(model, x, device)
+    if task == "classification":
+        return classification_report(outputs, y.numpy(), pipeline.classes())
+    if task == "reconstruction":
+        error = (outputs.reshape(len(x), -1) - x.reshape(len(x), -1).float()).square()
+        return {
+            "rows": len(x),
+            "metrics": {"reconstruction_error": float(error.mean(dtype=torch.float64))},
+            "notes": [],
+        }
+    inputs = x.numpy()
+    predicted = pipeline.decode_values(outputs.reshape(len(x), -1).numpy(), inputs)
+    truth = pipeline.decode_values(y.reshape(len(x), -1).numpy(), inputs)
+    return regression_report(truth.reshape(-1), predicted.reshape(-1), rows=len(x))
+
+
+def classification_report(
+    outputs: torch.Tensor, labels: np.ndarray, classes: list[Any]
+) -> dict[str, Any]:
+    probabilities = class_probabilities(outputs)
+    predicted = probabilities.argmax(axis=1)
+    n_classes = max(len(classes), probabilities.shape[1])
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        labels, predicted, average="macro", zero_division=0
+    )
+    metrics = {
+        "accuracy": float(accuracy_score(labels, predicted)),
+        "precision_macro": float(precision),
+        "recall_macro": float(recall),
+        "f1_macro": float(f1),
+    }
+    notes = []
+    absent = sorted(set(range(n_classes)) - set(np.unique(labels).tolist()))
+    if absent:
+        names = ", ".join(repr(_label(classes, i)) for i in absent)
+        notes.append(f"roc_auc not computed: no test rows of class {names}")
+    elif n_classes == 2:
+        metrics["roc_auc"] = float(roc_auc_score(labels, probabilities[:, 1]))
+    else:
+        metrics["roc_auc"] = float(
+            roc_auc_score(labels, probabilities, multi_class="ovr", labels=list(range(n_classes)))
+        )
+    matrix = confusion_matrix(labels, predicted, labels=list(range(n_classes)))
+    return {
+        "rows": len(labels),
+        "metrics": metrics,
+        "confusion_matrix": {
+            "labels": [_label(classes, i) for i in range(n_classes)],
+            "matrix": matrix.tolist(),
+        },
+        "notes": notes,
+    }
+
+
+def regression_report(truth: np.ndarray, predicted: np.ndarray, rows: int) -> dict[str, Any]:
+    metrics = {
+        "mae": float(mean_absolute_error(truth, predicted)),
+        "rmse": float(root_mean_squared_error(truth, predicted)),
+    }
+    notes = []
+    if len(truth) < 2 or np.all(truth == truth[0]):
+        # R² divides by the targets' spread: undefined for one value or a constant.
+        notes.append("r2 not computed: the test targets have no spread")
+    else:
+        metrics["r2"] = float(r2_score(truth, predicted))
+    return {"rows": rows, "metrics": metrics, "notes": notes}
+
+
+def summarise_folds(folds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each fold's report, and the mean and (population) standard deviation of every metric
+    that all folds have."""
+    names = [n for n in folds[0]["metrics"] if all(n in f["metrics"] for f in folds)]
+    values = {n: np.array([f["metrics"][n] for f in folds]) for n in names}
+    return {
+        "folds": folds,
+        "mean": {n: float(v.mean()) for n, v in values.items()},
+        "std": {n: float(v.std()) for n, v in values.items()},
+    }
+
+
+def _label(classes: list[Any], index: int) -> Any:
+    return classes[index] if index < len(classes) else index
