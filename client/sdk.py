@@ -50,6 +50,11 @@ class Client:
         files = {"file": (filename, data, "application/octet-stream")}
         return self._json(self.http.post("/v1/datasets", files=files, data=fields))
 
+    def dataset_profile(self, dataset_id: str, target: str | None = None) -> dict:
+        """Per-column statistics and warnings; with `target`, class balance and feature scores."""
+        params = {"target": target} if target else None
+        return self._json(self.http.get(f"/v1/datasets/{dataset_id}/profile", params=params))
+
     def create_job(self, dataset_id: str, spec: dict[str, Any]) -> dict:
         return self._json(self.http.post("/v1/jobs", json={"dataset_id": dataset_id, "spec": spec}))
 

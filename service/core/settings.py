@@ -34,10 +34,18 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1)
 
     max_upload_mb: int = Field(default=1024, ge=1)
+    # A table past either limit is refused (413) while it is read, before it is stored.
+    max_rows: int = Field(default=50_000_000, ge=1)
+    max_columns: int = Field(default=10_000, ge=1)
     # Arrays are decoded in memory to be checked: 2e8 float32 elements is 800 MB.
     max_array_elements: int = Field(default=200_000_000, ge=1)
     max_epochs: int = Field(default=1000, ge=1)
     max_predict_rows: int = Field(default=100_000, ge=1)
+
+    # Requests per second per API key (a token bucket of `rate_limit_burst`); 0 turns it off.
+    # Off by default: predict callers in a request path set their own budget.
+    rate_limit_per_second: float = Field(default=0.0, ge=0.0)
+    rate_limit_burst: int = Field(default=100, ge=1)
 
     @cached_property
     def resolved_data_dir(self) -> Path:

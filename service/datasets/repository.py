@@ -14,6 +14,16 @@ def get(session: Session, project_id: str, dataset_id: str) -> Dataset | None:
     )
 
 
+def get_by_sha256(session: Session, project_id: str, sha256: str) -> Dataset | None:
+    """The project's oldest dataset with these exact bytes."""
+    return session.scalars(
+        select(Dataset)
+        .where(Dataset.project_id == project_id, Dataset.sha256 == sha256)
+        .order_by(Dataset.created_at, Dataset.id)
+        .limit(1)
+    ).first()
+
+
 def list_page(session: Session, project_id: str, limit: int, offset: int) -> Sequence[Dataset]:
     query = (
         select(Dataset)

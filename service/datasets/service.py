@@ -1,7 +1,9 @@
-"""Datasets: receive an upload into the store, convert it to canonical Parquet, record it."""
+"""Datasets: receive an upload into the store, convert it to canonical Parquet, profile it,
+record it."""
 
 from __future__ import annotations
 
+import json
 import posixpath
 from dataclasses import asdict, dataclass, field
 
@@ -13,31 +15,70 @@ from starlette.concurrency import run_in_threadpool
 
 from engine.data.arrays import ArrayData, read_arrays, read_npz, summarise, write_arrays
 from engine.data.images import read_image_zip
-from engine.data.ingest import convert_to_parquet, detect_format
+from engine.data.ingest import (
+    SNIFF_BYTES,
+    ColumnTypeConflict,
+    TableLimits,
+    TableTooLarge,
+    convert_to_parquet,
+    detect_format,
+)
+from engine.data.profile import (
+    PROFILE_VERSION,
+    TableProfile,
+    profile_table,
+    profile_target,
+    table_profile_from_dict,
+)
 from engine.errors import DataError
 from service.auth.tables import Project
 from service.core.database import new_id
-from service.core.errors import NotFound, invalid_field
+from service.core.errors import Conflict, NotFound, TooLarge, invalid_field
 from service.core.schemas import Page
 from service.core.settings import Settings
 from service.core.store import Store
 from service.datasets import repository
-from service.datasets.schemas import DatasetOut
-from service.datasets.tables import Dataset, arrays_key, source_key, table_key
+from service.datasets.live_ingest import LiveConversion
+from service.datasets.schemas import DatasetOut, DatasetProfileOut, TargetProfileOut
+from service.datasets.tables import (
+    Dataset,
+    arrays_key,
+    profile_key,
+    source_key,
+    table_key,
+    target_profile_key,
+)
 from service.datasets.upload import ReceivedFile, receive_upload
+
+# A column whose type changes after the first piece is read again at most this many times.
+MAX_TYPE_RETRIES = 3
 
 
 async def upload_dataset(
     request: Request, session: Session, store: Store, settings: Settings, project: Project
-) -> Dataset:
+) -> tuple[Dataset, bool]:
+    """The new dataset and True; or, when this project uploaded the same bytes before, that
+    dataset and False (the second copy is deleted)."""
     dataset_id = new_id("ds")
+    live = LiveConversion(store, table_key(dataset_id), _table_limits(settings))
     try:
         received = await receive_upload(
-            request, store, source_key(dataset_id), settings.max_upload_mb * 2**20
+            request,
+            store,
+            source_key(dataset_id),
+            settings.max_upload_mb * 2**20,
+            on_file_data=live.feed,
         )
-        ingested = await run_in_threadpool(_ingest, store, dataset_id, received, settings)
+        existing = repository.get_by_sha256(session, project.id, received.sha256)
+        if existing is not None:
+            await run_in_threadpool(live.abort)
+            await run_in_threadpool(store.delete_prefix, f"datasets/{dataset_id}")
+            return existing, False
+        ingested = await run_in_threadpool(_ingest, store, dataset_id, received, settings, live)
     except BaseException:
-        # Nothing half-stored: a refused upload leaves no object behind.
+        # Nothing half-stored: a refused upload leaves no object behind. The live conversion
+        # stops first, so it cannot write after the folder is cleared.
+        await run_in_threadpool(live.abort)
         await run_in_threadpool(store.delete_prefix, f"datasets/{dataset_id}")
         raise
     dataset = Dataset(
@@ -52,7 +93,7 @@ async def upload_dataset(
         columns=ingested.columns,
         arrays=ingested.arrays,
     )
-    return repository.add(session, dataset)
+    return repository.add(session, dataset), True
 
 
 @dataclass
@@ -64,28 +105,79 @@ class Ingested:
     arrays: dict | None = None
 
 
-def _ingest(store: Store, dataset_id: str, received: ReceivedFile, settings: Settings) -> Ingested:
-    """Parse the stored upload into its canonical form: Parquet for tables, NPZ for arrays."""
+def _ingest(
+    store: Store,
+    dataset_id: str,
+    received: ReceivedFile,
+    settings: Settings,
+    live: LiveConversion | None = None,
+) -> Ingested:
+    """Parse the stored upload into its canonical form: Parquet for tables, NPZ for arrays.
+
+    A text upload already converted while it arrived (`live`) only waits for that."""
     try:
         with store.open_read(source_key(dataset_id)) as source:
-            fmt = detect_format(received.head, received.filename, source)
-        with (
-            store.open_read(source_key(dataset_id)) as source,
-            store.open_write(
-                table_key(dataset_id) if fmt in ("csv", "parquet") else arrays_key(dataset_id)
-            ) as sink,
-        ):
-            if fmt in ("csv", "parquet"):
-                summary = convert_to_parquet(source, fmt, sink)
-                return Ingested(fmt, "table", summary.rows, [asdict(c) for c in summary.columns])
-            if fmt == "npz":
-                data = read_npz(source, max_elements=settings.max_array_elements)
-            else:
-                data = read_image_zip(source)
-            write_arrays(data, sink)
-            return Ingested(fmt, "arrays", len(data.x), arrays=summarise(data))
+            head = source.read(SNIFF_BYTES)
+            source.seek(0)
+            fmt = detect_format(head, received.filename, source)
+        if fmt in ("npz", "image_zip"):
+            return _ingest_arrays(store, dataset_id, fmt, settings)
+        limits = _table_limits(settings)
+        column_types: dict = {}
+        summary = None
+        try:
+            summary = live.finish() if live is not None else None
+        except ColumnTypeConflict as exc:
+            # Rare: the first rows did not show the column's real type. Read it again.
+            column_types[exc.column] = exc.widened
+        for attempt in range(MAX_TYPE_RETRIES + 1):
+            if summary is not None:
+                break
+            try:
+                with (
+                    store.open_read(source_key(dataset_id)) as source,
+                    store.open_write(table_key(dataset_id)) as sink,
+                ):
+                    summary = convert_to_parquet(source, fmt, sink, limits, column_types)
+                break
+            except ColumnTypeConflict as exc:
+                # Rare: the first rows did not show the column's real type. Read it again.
+                if attempt == MAX_TYPE_RETRIES or exc.column in column_types:
+                    raise
+                column_types[exc.column] = exc.widened
+        _store_profile(store, dataset_id)
+        columns = [asdict(c) for c in summary.columns]
+        return Ingested(summary.source_format, "table", summary.rows, columns)
+    except TableTooLarge as exc:
+        raise TooLarge(
+            f"file: {exc.message}", details=[{"field": "file", exc.what: exc.limit}]
+        ) from exc
     except DataError as exc:
         raise invalid_field("file", exc.message, code="bad_dataset") from exc
+
+
+def _ingest_arrays(store: Store, dataset_id: str, fmt: str, settings: Settings) -> Ingested:
+    with (
+        store.open_read(source_key(dataset_id)) as source,
+        store.open_write(arrays_key(dataset_id)) as sink,
+    ):
+        if fmt == "npz":
+            data = read_npz(source, max_elements=settings.max_array_elements)
+        else:
+            data = read_image_zip(source)
+        write_arrays(data, sink)
+    return Ingested(fmt, "arrays", len(data.x), arrays=summarise(data))
+
+
+def _table_limits(settings: Settings) -> TableLimits:
+    return TableLimits(max_rows=settings.max_rows, max_columns=settings.max_columns)
+
+
+def _store_profile(store: Store, dataset_id: str) -> TableProfile:
+    with store.open_read(table_key(dataset_id)) as fh:
+        profile = profile_table(fh)
+    store.write_bytes(profile_key(dataset_id), json.dumps(asdict(profile)).encode())
+    return profile
 
 
 def _display_name(received: ReceivedFile) -> str:
@@ -95,6 +187,9 @@ def _display_name(received: ReceivedFile) -> str:
     stem, ext = posixpath.splitext(name)
     if not received.fields.get("name") and ext.lower() in (
         ".csv",
+        ".tsv",
+        ".jsonl",
+        ".ndjson",
         ".parquet",
         ".pq",
         ".tsv",
@@ -110,6 +205,49 @@ def get_dataset(session: Session, project: Project, dataset_id: str) -> Dataset:
     if dataset is None:
         raise NotFound(f"dataset {dataset_id!r} not found")
     return dataset
+
+
+def get_profile(
+    session: Session, store: Store, project: Project, dataset_id: str, target: str | None
+) -> DatasetProfileOut:
+    """The stored profile (computed now for a dataset uploaded before profiles existed); with
+    `target`, its class balance or distribution and each feature's relation to it, cached."""
+    dataset = get_dataset(session, project, dataset_id)
+    if dataset.kind != "table":
+        raise Conflict(
+            f"dataset {dataset_id!r} holds {dataset.kind}, not a table: only tables have a "
+            "profile (GET the dataset for the arrays' shapes and classes)",
+            code="not_a_table",
+        )
+    table = _load_profile(store, dataset.id)
+    out = DatasetProfileOut.model_validate({"dataset_id": dataset.id, **asdict(table)})
+    if target is None:
+        return out
+    names = [c.name for c in table.columns]
+    if target not in names:
+        raise invalid_field("target", f"no column {target!r} in the dataset")
+    key = target_profile_key(dataset.id, names.index(target))
+    cached = _read_json(store, key)
+    if cached is None or cached.get("version") != PROFILE_VERSION:
+        with store.open_read(table_key(dataset.id)) as fh:
+            cached = asdict(profile_target(fh, table, target))
+        store.write_bytes(key, json.dumps(cached).encode())
+    out.target = TargetProfileOut.model_validate(cached)
+    out.warnings = [*out.warnings, *out.target.warnings]
+    return out
+
+
+def _load_profile(store: Store, dataset_id: str) -> TableProfile:
+    stored = _read_json(store, profile_key(dataset_id))
+    if stored is None or stored.get("version") != PROFILE_VERSION:
+        return _store_profile(store, dataset_id)
+    return table_profile_from_dict(stored)
+
+
+def _read_json(store: Store, key: str) -> dict | None:
+    if not store.exists(key):
+        return None
+    return json.loads(store.read_bytes(key))
 
 
 def list_datasets(session: Session, project: Project, limit: int, offset: int) -> Page[DatasetOut]:

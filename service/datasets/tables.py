@@ -36,3 +36,12 @@ def table_key(dataset_id: str) -> str:
 
 def arrays_key(dataset_id: str) -> str:
     return f"datasets/{dataset_id}/data.npz"
+
+
+def profile_key(dataset_id: str) -> str:
+    return f"datasets/{dataset_id}/profile.json"
+
+
+def target_profile_key(dataset_id: str, column_index: int) -> str:
+    # The column's position, never its name: a name is user input.
+    return f"datasets/{dataset_id}/profile-target-{column_index}.json"

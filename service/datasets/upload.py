@@ -8,6 +8,7 @@ stops at the size limit, so an oversized upload is refused without being buffere
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fastapi import Request
@@ -26,6 +27,7 @@ FILE_FIELD = "file"
 MAX_TEXT_FIELD_BYTES = 64 * 1024
 # Room for the multipart framing around the file itself.
 ENVELOPE_BYTES = 64 * 1024
+FLUSH_BYTES = 1 << 20
 
 UPLOAD_OPENAPI = {
     "requestBody": {
@@ -61,6 +63,7 @@ class _PartCollector:
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.pending: list[bytes] = []
+        self.pending_bytes = 0
         self.result = ReceivedFile()
         self.digest = hashlib.sha256()
         self.seen_file = False
@@ -120,8 +123,8 @@ class _PartCollector:
                 )
             if len(self.result.head) < 8:
                 self.result.head += chunk[: 8 - len(self.result.head)]
-            self.digest.update(chunk)
             self.pending.append(chunk)
+            self.pending_bytes += len(chunk)
         else:
             self._text += chunk
             if len(self._text) > MAX_TEXT_FIELD_BYTES:
@@ -135,8 +138,17 @@ class _PartCollector:
             self.result.fields[self._field] = self._text.decode("utf-8", "replace")
 
 
-async def receive_upload(request: Request, store: Store, key: str, max_bytes: int) -> ReceivedFile:
-    """Stream the multipart field `file` of `request` into `store` under `key`."""
+async def receive_upload(
+    request: Request,
+    store: Store,
+    key: str,
+    max_bytes: int,
+    on_file_data: Callable[[bytes, str | None], None] | None = None,
+) -> ReceivedFile:
+    """Stream the multipart field `file` of `request` into `store` under `key`.
+
+    `on_file_data(data, filename)` sees the file's bytes too, in order, about a megabyte at a
+    time, on a worker thread (it may block: that slows the upload, not the event loop)."""
     content_type, params = parse_options_header(request.headers.get("content-type"))
     if content_type != b"multipart/form-data" or b"boundary" not in params:
         raise InvalidInput(
@@ -152,16 +164,30 @@ async def receive_upload(request: Request, store: Store, key: str, max_bytes: in
 
     collector = _PartCollector(max_bytes)
     parser = MultipartParser(params[b"boundary"], collector.callbacks())
+
+    def write(data: bytes) -> None:
+        # Hashing releases the GIL: done here, off the event loop, like the write.
+        collector.digest.update(data)
+        sink.write(data)
+        if on_file_data is not None:
+            on_file_data(data, collector.result.filename)
+
+    async def flush() -> None:
+        data, collector.pending, collector.pending_bytes = b"".join(collector.pending), [], 0
+        await run_in_threadpool(write, data)
+
     with store.open_write(key) as sink:
         async for chunk in request.stream():
             try:
                 parser.write(chunk)
             except MultipartParseError as exc:
                 raise _malformed(str(exc)) from exc
-            if collector.pending:
-                data, collector.pending = b"".join(collector.pending), []
-                await run_in_threadpool(sink.write, data)
+            # One hop to a thread per megabyte, not per network chunk.
+            if collector.pending_bytes >= FLUSH_BYTES:
+                await flush()
         parser.finalize()
+        if collector.pending:
+            await flush()
         if not collector.seen_file:
             raise InvalidInput(
                 "the form has no 'file' field", details=[{"field": FILE_FIELD, "reason": "missing"}]

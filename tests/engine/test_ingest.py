@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import io
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from engine.data import ingest
-from engine.data.ingest import convert_to_parquet, detect_format
+from engine.data.ingest import TableLimits, convert_to_parquet, detect_format
 from engine.errors import DataError
 from tests.sample_data import csv_bytes, mixed_classification, parquet_bytes
 
 
 def _convert(data: bytes, fmt: str = "csv"):
+    return _convert_with(data, None, fmt)
+
+
+def _convert_with(data: bytes, column_types, fmt: str = "csv"):
     sink = io.BytesIO()
-    summary = convert_to_parquet(io.BytesIO(data), fmt, sink)
+    summary = convert_to_parquet(io.BytesIO(data), fmt, sink, column_types=column_types)
     return summary, pq.read_table(io.BytesIO(sink.getvalue()))
 
 
@@ -47,7 +52,7 @@ def test_missing_values_are_counted_per_column():
 
 
 def test_missing_counts_add_up_across_record_batches(monkeypatch):
-    monkeypatch.setattr(ingest, "CSV_BLOCK_BYTES", 256)
+    monkeypatch.setattr(ingest, "PIECE_BYTES", 256)
     data = {
         "n": [None if i % 3 == 0 else i + 0.5 for i in range(300)],
         "s": [None if i % 5 == 0 else f"v{i}" for i in range(300)],
@@ -98,7 +103,7 @@ def test_parquet_input_is_read_with_its_types():
 
 
 def test_empty_file_raises_data_error():
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match="the file is empty"):
         _convert(b"")
 
 
@@ -117,9 +122,165 @@ def test_empty_header_name_raises_data_error():
         _convert(b"a,,c\n1,2,3\n")
 
 
-def test_ragged_csv_raises_data_error():
-    with pytest.raises(DataError, match="CSV"):
+def test_ragged_csv_names_the_line_and_the_field_counts():
+    with pytest.raises(DataError, match="^line 3: expected 2 fields, found 1$"):
         _convert(b"a,b\n1,2\n3\n")
+
+
+def test_ragged_row_far_into_the_file_names_its_line(monkeypatch):
+    # Several pieces, so the line is counted across them.
+    monkeypatch.setattr(ingest, "PIECE_BYTES", 64)
+    raw = b"a,b,c\n" + b"1,2,3\n" * 200 + b"4,5,6,7\n" + b"1,2,3\n" * 10
+
+    with pytest.raises(DataError, match="^line 202: expected 3 fields, found 4$"):
+        _convert(raw)
+
+
+def test_ragged_row_after_a_quoted_newline_names_the_line_it_starts_on():
+    raw = b'a,b,c\n1,"two\nlines",3\n4,5,6\n7,8\n'
+
+    with pytest.raises(DataError, match="^line 5: expected 3 fields, found 2$"):
+        _convert(raw)
+
+
+def test_invalid_utf8_names_the_line(monkeypatch):
+    monkeypatch.setattr(ingest, "PIECE_BYTES", 64)
+    raw = b"n,city\n" + b"1,Paris\n" * 30 + b"2,Orl\xe9ans\n" + b"3,Lyon\n"
+
+    with pytest.raises(DataError, match="^line 32: .*not UTF-8"):
+        _convert(raw)
+
+
+def test_invalid_utf8_in_the_first_rows_names_line_and_column():
+    with pytest.raises(DataError, match="^line 3: .*not UTF-8 text in column 'city'"):
+        _convert(b"n,city\n1,Paris\n2,Orl\xe9ans\n")
+
+
+def test_whitespace_only_file_is_empty():
+    with pytest.raises(DataError, match="empty"):
+        _convert(b"  \n\n")
+
+
+def test_tsv_by_sniffing_and_by_name():
+    raw = b"a\tb\tlabel\n1\t2.5\tx\n3\t4.5\ty\n"
+
+    summary, table = _convert(raw)
+    assert summary.source_format == "tsv"
+    assert table.to_pydict() == {"a": [1, 3], "b": [2.5, 4.5], "label": ["x", "y"]}
+    assert detect_format(raw[:8], "data.tsv") == "tsv"
+    _, by_name = _convert(raw, "tsv")
+    assert by_name.column_names == ["a", "b", "label"]
+
+
+def test_semicolon_and_pipe_delimiters():
+    for delimiter in (b";", b"|"):
+        raw = b"city;n;note\nParis;1;a, b\nLyon;2;c\n".replace(b";", delimiter)
+
+        summary, table = _convert(raw)
+
+        assert summary.source_format == "csv"
+        assert table.to_pydict() == {"city": ["Paris", "Lyon"], "n": [1, 2], "note": ["a, b", "c"]}
+
+
+def test_utf8_bom_is_not_part_of_the_first_column_name():
+    _, table = _convert(b"\xef\xbb\xbfname,n\nZo\xc3\xab,1\n")
+
+    assert table.column_names == ["name", "n"]
+    assert table.column("name").to_pylist() == ["Zo\u00eb"]
+
+
+def test_quoted_fields_keep_embedded_delimiters_quotes_and_newlines(monkeypatch):
+    monkeypatch.setattr(ingest, "PIECE_BYTES", 32)
+    row = b'1,"Smith, John","said ""hi""\nthen left"\n'
+    raw = b"id,name,note\n" + row * 20
+
+    summary, table = _convert(raw)
+
+    assert summary.rows == 20
+    assert set(table.column("name").to_pylist()) == {"Smith, John"}
+    assert set(table.column("note").to_pylist()) == {'said "hi"\nthen left'}
+
+
+def test_headerless_numeric_csv_gets_generated_names():
+    summary, table = _convert(b"1,2.5,3\n4,5.5,6\n")
+
+    assert summary.rows == 2
+    assert table.column_names == ["column_1", "column_2", "column_3"]
+    assert table.column("column_2").to_pylist() == [2.5, 5.5]
+
+
+def test_numeric_looking_header_over_text_rows_is_still_a_header():
+    _, table = _convert(b"2023,2024\nlow,high\n")
+
+    assert table.column_names == ["2023", "2024"]
+
+
+def test_jsonl_by_content_and_by_name():
+    raw = b'{"a": 1, "b": "x"}\n\n{"a": 2, "b": null}\n'
+    assert detect_format(raw[:8], "upload.txt") == "jsonl"
+    assert detect_format(b"a,b\n", "rows.ndjson") == "jsonl"
+
+    summary, table = _convert(raw, "jsonl")
+
+    assert summary.source_format == "jsonl"
+    assert table.to_pydict() == {"a": [1, 2], "b": ["x", None]}
+    assert [c.missing for c in summary.columns] == [0, 1]
+
+
+def test_jsonl_across_pieces_keeps_the_first_pieces_types(monkeypatch):
+    monkeypatch.setattr(ingest, "PIECE_BYTES", 64)
+    raw = b"".join(b'{"n": %d, "s": "v%d"}\n' % (i, i) for i in range(100))
+
+    summary, table = _convert(raw, "jsonl")
+
+    assert summary.rows == 100
+    assert table.column("n").to_pylist() == list(range(100))
+
+
+def test_jsonl_malformed_line_is_named():
+    raw = b'{"a": 1}\n{"a": 2}\n{"a": 3\n{"a": 4}\n'
+
+    with pytest.raises(DataError, match="^line 3: not valid JSON"):
+        _convert(raw, "jsonl")
+
+
+def test_jsonl_field_missing_from_the_first_rows_is_named(monkeypatch):
+    monkeypatch.setattr(ingest, "PIECE_BYTES", 64)
+    raw = b'{"a": 1}\n' * 20 + b'{"a": 2, "extra": 1}\n'
+
+    with pytest.raises(DataError, match="^line 21: field 'extra'"):
+        _convert(raw, "jsonl")
+
+
+def test_jsonl_nested_values_are_refused():
+    with pytest.raises(DataError, match="'tags'.*nested"):
+        _convert(b'{"a": 1, "tags": [1, 2]}\n', "jsonl")
+
+
+def test_integer_column_meeting_a_decimal_later_reports_a_widening(monkeypatch):
+    monkeypatch.setattr(ingest, "PIECE_BYTES", 64)
+    raw = b"n,s\n" + b"1,a\n" * 40 + b"2.5,b\n"
+
+    with pytest.raises(ingest.ColumnTypeConflict, match="^line 42: column 'n'") as caught:
+        _convert(raw)
+    assert caught.value.column == "n" and caught.value.widened == pa.float64()
+
+    summary, table = _convert_with(raw, {"n": pa.float64()})
+    assert summary.rows == 41
+    assert table.column("n").to_pylist()[-1] == 2.5
+
+
+def test_row_and_column_limits():
+    raw = csv_bytes({"a": list(range(10)), "b": list(range(10)), "c": list(range(10))})
+
+    with pytest.raises(ingest.TableTooLarge, match="rows"):
+        convert_to_parquet(io.BytesIO(raw), "csv", io.BytesIO(), TableLimits(max_rows=9))
+    with pytest.raises(ingest.TableTooLarge, match="columns"):
+        convert_to_parquet(io.BytesIO(raw), "csv", io.BytesIO(), TableLimits(max_columns=2))
+    summary = convert_to_parquet(
+        io.BytesIO(raw), "csv", io.BytesIO(), TableLimits(max_rows=10, max_columns=3)
+    )
+    assert summary.rows == 10
 
 
 def test_corrupt_parquet_raises_data_error():
@@ -143,3 +304,15 @@ def test_detect_format_defaults_to_csv():
 def test_parquet_name_with_non_parquet_bytes_raises(filename):
     with pytest.raises(DataError, match="not a Parquet file"):
         detect_format(b"a,b\n1,2\n", filename)
+
+
+def test_column_empty_in_the_first_piece_reports_the_type_it_has_later(monkeypatch):
+    monkeypatch.setattr(ingest, "PIECE_BYTES", 64)
+    raw = b"n,sparse\n" + b"1,\n" * 40 + b"2,7\n"
+
+    with pytest.raises(ingest.ColumnTypeConflict, match="^line 42: column 'sparse'") as caught:
+        _convert(raw)
+
+    summary, table = _convert_with(raw, {"sparse": caught.value.widened})
+    assert table.column("sparse").to_pylist()[-2:] == [None, 7]
+    assert summary.columns[1].missing == 40

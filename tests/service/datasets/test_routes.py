@@ -74,6 +74,7 @@ def test_upload_path_in_filename_is_only_a_label(api: Api, backend: Backend) -> 
     files = [p.relative_to(store).parts for p in store.rglob("*") if p.is_file()]
     assert sorted(parts[2] for parts in files if parts[:2] == ("datasets", body["id"])) == [
         "data.parquet",
+        "profile.json",
         "source",
     ]
     # Nothing of the upload's own making anywhere in the store or next to it.
@@ -195,6 +196,26 @@ def test_upload_over_the_limit_is_413(tmp_path: Path) -> None:
         assert "1 MB" in error["message"]
         assert dataset_folders(small) == set()
         assert api.get("/v1/datasets").json()["total"] == 0
+
+
+def test_upload_refused_while_it_is_being_converted_leaves_nothing(tmp_path: Path) -> None:
+    # Past the first megabytes the CSV is already being parsed as it arrives; the refusal
+    # must stop that conversion too, before the folder is cleared.
+    with running_backend("sqlite", tmp_path, max_upload_mb=3) as small:
+        api = Api(small.client, small.new_project_key())
+        big = b"a,b\n" + b"1234567,7654321\n" * (6 * 2**20 // 16)
+        assert_file_refused(api.upload(big, "big.csv"), 413)
+        assert dataset_folders(small) == set()
+        assert api.get("/v1/datasets").json()["total"] == 0
+
+
+def test_a_ragged_row_deep_in_a_large_file_is_named_by_its_line(api: Api, backend: Backend) -> None:
+    before = dataset_folders(backend)
+    rows = 3 * 2**20 // 16
+    body = b"a,b\n" + b"1234567,7654321\n" * rows + b"1,2,3\n" + b"4,5\n" * 10
+    error = assert_file_refused(api.upload(body, "ragged.csv"))
+    assert f"line {rows + 2}" in error["message"], error["message"]
+    assert dataset_folders(backend) == before
 
 
 def test_streamed_upload_over_the_limit_is_413(tmp_path: Path) -> None:
