@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from service.auth.rate_limit import RateLimiter
+from service.auth.router import router as keys_router
 from service.core.database import create_db_engine, create_session_factory
 from service.core.errors import install_error_handlers
 from service.core.queue import JobQueue, create_celery
@@ -34,9 +36,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = store
     app.state.queue = JobQueue(create_celery(settings))
     app.state.model_cache = ModelCache(store)
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
 
     install_error_handlers(app)
     app.include_router(health_router)
+    app.include_router(keys_router)
     app.include_router(datasets_router)
     app.include_router(jobs_router)
     app.include_router(models_router)

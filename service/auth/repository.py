@@ -36,3 +36,17 @@ def add_key(session: Session, project: Project, name: str, prefix: str, secret_h
     session.add(key)
     session.flush()
     return key
+
+
+def list_keys(session: Session, project_id: str) -> list[ApiKey]:
+    return list(
+        session.scalars(
+            select(ApiKey).where(ApiKey.project_id == project_id).order_by(ApiKey.created_at)
+        )
+    )
+
+
+def get_key(session: Session, project_id: str, key_id: str) -> ApiKey | None:
+    return session.scalar(
+        select(ApiKey).where(ApiKey.project_id == project_id, ApiKey.id == key_id)
+    )

@@ -8,8 +8,10 @@ import secrets
 from sqlalchemy.orm import Session
 
 from service.auth import repository
-from service.auth.tables import Project
-from service.core.errors import Unauthorized
+from service.auth.rate_limit import RateLimiter, retry_after_header
+from service.auth.tables import ApiKey, Project
+from service.core.database import utcnow
+from service.core.errors import Conflict, NotFound, RateLimited, Unauthorized
 
 KEY_PREFIX = "ty_"
 
@@ -31,7 +33,7 @@ def create_project(session: Session, name: str, secret: str | None = None) -> tu
     return project, secret
 
 
-def authenticate(session: Session, secret: str | None) -> Project:
+def authenticate(session: Session, secret: str | None) -> tuple[Project, ApiKey]:
     if not secret:
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
     key = repository.get_active_key(session, hash_secret(secret))
@@ -40,7 +42,16 @@ def authenticate(session: Session, secret: str | None) -> Project:
     project = repository.get_project(session, key.project_id)
     if project is None:
         raise Unauthorized("invalid or revoked API key")
-    return project
+    return project, key
+
+
+def check_rate(limiter: RateLimiter, key: ApiKey) -> None:
+    wait = limiter.acquire(key.id)
+    if wait > 0:
+        raise RateLimited(
+            f"too many requests for this API key; retry in {wait:.1f} s",
+            retry_after=retry_after_header(wait),
+        )
 
 
 def ensure_bootstrap_key(session: Session, secret: str | None) -> str:
@@ -50,3 +61,28 @@ def ensure_bootstrap_key(session: Session, secret: str | None) -> str:
     if repository.get_key_by_hash(session, hash_secret(secret)) is None:
         repository.add_key(session, project, "bootstrap", secret[:10], hash_secret(secret))
     return secret
+
+
+def create_key(session: Session, project: Project, name: str) -> tuple[ApiKey, str]:
+    """A further key for `project`; the secret is returned once and never stored."""
+    secret = new_secret()
+    return repository.add_key(session, project, name, secret[:10], hash_secret(secret)), secret
+
+
+def list_keys(session: Session, project: Project) -> list[ApiKey]:
+    return repository.list_keys(session, project.id)
+
+
+def revoke_key(session: Session, project: Project, key_id: str) -> ApiKey:
+    """Refused from the next request on. Revoking twice is not an error: the key stays off.
+    The last active key cannot be revoked, or nobody could reach the project again."""
+    key = repository.get_key(session, project.id, key_id)
+    if key is None:
+        raise NotFound(f"API key {key_id!r} not found")
+    if key.revoked_at is None:
+        active = [k for k in repository.list_keys(session, project.id) if k.revoked_at is None]
+        if len(active) == 1:
+            raise Conflict("this is the project's last active key; create another first")
+        key.revoked_at = utcnow()
+        session.flush()
+    return key

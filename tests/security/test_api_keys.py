@@ -1,0 +1,63 @@
+"""A project manages its own keys: create (secret shown once), list (never the secret),
+revoke (refused from the next request on)."""
+
+from __future__ import annotations
+
+from tests.conftest import Api
+
+
+def _delete(api: Api, url: str, key: str | None = None):
+    headers = {"Authorization": f"Bearer {key}"} if key else api.headers
+    return api.client.delete(url, headers=headers)
+
+
+def test_a_new_key_works_and_its_secret_is_shown_once(api: Api) -> None:
+    created = api.post("/v1/keys", json={"name": "ci"})
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["name"] == "ci" and body["secret"].startswith(body["prefix"])
+
+    second = Api(api.client, body["secret"])
+    assert second.get("/v1/datasets").status_code == 200
+
+    listed = api.get("/v1/keys").json()["items"]
+    assert {k["id"] for k in listed} >= {body["id"]}
+    assert all("secret" not in k and "secret_hash" not in k for k in listed)
+    assert body["secret"] not in api.get("/v1/keys").text
+
+
+def test_a_revoked_key_is_refused_on_the_next_request(api: Api) -> None:
+    created = api.post("/v1/keys", json={"name": "temporary"}).json()
+    temporary = Api(api.client, created["secret"])
+    assert temporary.get("/v1/jobs").status_code == 200
+
+    revoked = _delete(api, f"/v1/keys/{created['id']}")
+    assert revoked.status_code == 200, revoked.text
+    assert revoked.json()["revoked_at"] is not None
+
+    refused = temporary.get("/v1/jobs")
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "unauthorized"
+    # The project's other key is untouched.
+    assert api.get("/v1/jobs").status_code == 200
+
+
+def test_the_last_active_key_cannot_be_revoked(api: Api) -> None:
+    (only,) = [k for k in api.get("/v1/keys").json()["items"] if k["revoked_at"] is None]
+    response = _delete(api, f"/v1/keys/{only['id']}")
+    assert response.status_code == 409
+    assert "last active key" in response.json()["error"]["message"]
+    assert api.get("/v1/jobs").status_code == 200
+
+
+def test_keys_of_another_project_are_invisible(api: Api, other_api: Api) -> None:
+    theirs = other_api.post("/v1/keys", json={"name": "theirs"}).json()
+    assert theirs["id"] not in {k["id"] for k in api.get("/v1/keys").json()["items"]}
+    assert _delete(api, f"/v1/keys/{theirs['id']}").status_code == 404
+    assert Api(api.client, theirs["secret"]).get("/v1/jobs").status_code == 200
+
+
+def test_a_key_name_is_validated(api: Api) -> None:
+    response = api.post("/v1/keys", json={"name": ""})
+    assert response.status_code == 422
+    assert "name" in response.text

@@ -1,0 +1,95 @@
+"""Isolation: every route in the OpenAPI document, called with a second project's key and ids
+owned by the first, answers 404 (or 403) and never shows the first project's data."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tests.conftest import Api, Backend
+
+PATH_PARAM = re.compile(r"\{(\w+)\}")
+
+# A valid body per operation that takes one, so a refusal is about ownership, not validation.
+# A new operation with a body must be added here: the walk fails on one it does not know.
+BODIES: dict[str, Any] = {
+    "create_job": lambda ids: {
+        "dataset_id": ids["dataset_id"],
+        "spec": {"task": "classification", "target": "label"},
+    },
+    "validate_spec": lambda ids: {
+        "dataset_id": ids["dataset_id"],
+        "spec": {"task": "classification", "target": "label"},
+    },
+    "predict": lambda ids: {"instances": [{"x1": 1.0, "x2": 2.0, "colour": "red"}]},
+    "encode": lambda ids: {"instances": [{"x1": 1.0, "x2": 2.0, "colour": "red"}]},
+    "create_key": lambda ids: {"name": "intruder"},
+}
+# Operations that create something of the caller's own from nothing of anyone else's.
+OWN_CREATIONS = {"upload_dataset", "create_key"}
+
+
+def operations(backend: Backend):
+    for path, item in backend.app.openapi()["paths"].items():
+        for method, operation in item.items():
+            yield path, method, operation
+
+
+def test_a_second_project_sees_nothing_of_the_first(
+    backend: Backend, api: Api, other_api: Api, trained_model_id: str
+) -> None:
+    owner = api
+    job_id = owner.get("/v1/jobs").json()["items"][0]["id"]
+    dataset_id = owner.get("/v1/datasets").json()["items"][0]["id"]
+    key_id = owner.get("/v1/keys").json()["items"][0]["id"]
+    ids = {
+        "dataset_id": dataset_id,
+        "job_id": job_id,
+        "model_id": trained_model_id,
+        "key_id": key_id,
+    }
+    before = {name: owner.get(url).json() for name, url in _owner_views(ids).items()}
+    walked = []
+
+    for path, method, operation in operations(backend):
+        op_id = operation["operationId"]
+        if not path.startswith("/v1/") or op_id in OWN_CREATIONS:
+            continue
+        params = PATH_PARAM.findall(path)
+        unknown = [p for p in params if p not in ids]
+        assert not unknown, f"{op_id}: no owned id to try for {unknown}; add it to the walk"
+        url = path.format(**{p: ids[p] for p in params})
+        kwargs: dict[str, Any] = {}
+        if "requestBody" in operation:
+            assert op_id in BODIES, f"{op_id} takes a body; add a valid one to BODIES"
+            kwargs["json"] = BODIES[op_id](ids)
+        response = other_api.client.request(
+            method.upper(), url, headers=other_api.headers, **kwargs
+        )
+        walked.append(op_id)
+
+        refers_to_owned = bool(params) or any(
+            isinstance(v, str) and v in ids.values() for v in kwargs.get("json", {}).values()
+        )
+        if refers_to_owned:
+            assert response.status_code in (403, 404), (op_id, response.status_code, response.text)
+            assert response.json()["error"]["code"] in ("not_found", "forbidden"), op_id
+        else:
+            assert response.status_code < 500, (op_id, response.text)
+        if response.status_code < 400:
+            # A list or a creation of the caller's own: none of the owner's ids in it.
+            leaked = [owned for owned in ids.values() if owned in response.text]
+            assert not leaked, (op_id, leaked)
+
+    assert {"get_dataset", "get_job", "cancel_job", "predict", "revoke_key"} <= set(walked)
+    after = {name: owner.get(url).json() for name, url in _owner_views(ids).items()}
+    assert after == before, "a refused call changed the owner's data"
+
+
+def _owner_views(ids: dict[str, str]) -> dict[str, str]:
+    return {
+        "dataset": f"/v1/datasets/{ids['dataset_id']}",
+        "job": f"/v1/jobs/{ids['job_id']}",
+        "model": f"/v1/models/{ids['model_id']}",
+        "keys": "/v1/keys",
+    }
