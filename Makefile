@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # torch goes in first, pinned, so no other dependency can pull a different build.
 TORCH := torch==2.13.0
 
-.PHONY: run test lint openapi lock clean bench-deps
+.PHONY: run test lint openapi lock clean bench-deps audit
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ test: $(VENV)/.test
 # What bench/ needs beyond the tests (run each bench with `.venv/bin/python -m bench.<name>`).
 bench-deps: $(VENV)/.test
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[test,bench]'
+
+# Known vulnerabilities in requirements.lock: a finding fails; no network skips, loudly.
+audit: $(VENV)/.test
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[test,audit]'
+	$(BIN)/python .ci/audit.py requirements.lock
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
