@@ -75,28 +75,36 @@ def reset_peak(pid: int) -> bool:
         return False
 
 
-def multipart_body(path: Path, boundary: str) -> Iterator[bytes]:
-    yield (
+def multipart_parts(path: Path, boundary: str) -> tuple[bytes, bytes]:
+    head = (
         f"--{boundary}\r\n"
         f'Content-Disposition: form-data; name="file"; filename="{path.name}"\r\n'
         "Content-Type: text/csv\r\n\r\n"
     ).encode()
+    return head, f"\r\n--{boundary}--\r\n".encode()
+
+
+def multipart_body(path: Path, head: bytes, tail: bytes) -> Iterator[bytes]:
+    yield head
     with path.open("rb") as fh:
         while chunk := fh.read(CHUNK_BYTES):
             yield chunk
-    yield f"\r\n--{boundary}--\r\n".encode()
+    yield tail
 
 
 def upload(base_url: str, path: Path) -> tuple[float, dict]:
     boundary = "trainyard-bench-boundary"
+    head, tail = multipart_parts(path, boundary)
     headers = {
         "Authorization": f"Bearer {KEY}",
         "Content-Type": f"multipart/form-data; boundary={boundary}",
+        # As curl -F sends it: a known length, so the body is not chunk-encoded.
+        "Content-Length": str(len(head) + path.stat().st_size + len(tail)),
     }
     started = time.perf_counter()
     response = httpx.post(
         f"{base_url}/v1/datasets",
-        content=multipart_body(path, boundary),
+        content=multipart_body(path, head, tail),
         headers=headers,
         timeout=1800,
     )

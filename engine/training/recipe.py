@@ -174,14 +174,7 @@ def train(
         on_checkpoint=on_checkpoint,
         resume_from=resume_from,
     )
-    evaluation = evaluate(
-        trainer.model,
-        prepared.pipeline,
-        spec.task,
-        prepared.x_test,
-        prepared.y_test,
-        trainer.device,
-    )
+    evaluation = _evaluate_on_test(spec, prepared, trainer)
     trainer.model.cpu()
     return TrainedModel(
         spec,
@@ -224,6 +217,17 @@ def _fit(spec: Spec, prepared: PreparedData, **callbacks: Any) -> tuple[Spec, Tr
     return spec, trainer, fit
 
 
+def _evaluate_on_test(spec: Spec, prepared: PreparedData, trainer: Trainer) -> dict[str, Any]:
+    return evaluate(
+        trainer.model,
+        prepared.pipeline,
+        spec.task,
+        prepared.x_test,
+        prepared.y_test,
+        trainer.device,
+    )
+
+
 def _cross_validate(
     spec: Spec, data: Dataset, should_cancel: CancelCheck | None, on_fold: FoldCallback | None
 ) -> dict[str, Any] | None:
@@ -234,14 +238,7 @@ def _cross_validate(
     for fold in range(folds):
         prepared = prepare(spec, data, fold=fold)
         _, trainer, fit = _fit(spec, prepared, should_cancel=should_cancel)
-        scored = evaluate(
-            trainer.model,
-            prepared.pipeline,
-            spec.task,
-            prepared.x_test,
-            prepared.y_test,
-            trainer.device,
-        )
+        scored = _evaluate_on_test(spec, prepared, trainer)
         reports.append(
             {
                 "fold": fold + 1,
