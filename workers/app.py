@@ -29,6 +29,8 @@ def job_resources() -> JobResources:
         settings=settings,
         worker_id=f"{socket.gethostname()}:{os.getpid()}",
         queue=JobQueue(celery_app),
+        # Test hook for tests/reliability: unset in any real deployment.
+        crash_on_dataset=os.environ.get("TRAINYARD_TEST_CRASH_DATASET_NAME") or None,
     )
 
 

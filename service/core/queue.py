@@ -31,8 +31,17 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             # The folder is polled; the default (1 s) would add up to a second per job.
             "polling_interval": 0.2,
         }
-    elif settings.broker_key_prefix:
-        transport_options["global_keyprefix"] = settings.broker_key_prefix
+    else:
+        visibility = settings.broker_visibility_timeout
+        transport_options = {
+            "visibility_timeout": visibility,
+            # Look for overdue messages often enough for the timeout to mean something
+            # (kombu's default sweep is every 100 s).
+            "unacked_restore_interval": max(1, min(10, visibility // 3)),
+            "unacked_restore_throttle": 1 if visibility < 600 else 10,
+        }
+        if settings.broker_key_prefix:
+            transport_options["global_keyprefix"] = settings.broker_key_prefix
     return {
         "broker_url": settings.effective_broker_url,
         "broker_transport_options": transport_options,
@@ -65,6 +74,16 @@ class JobQueue:
 
     def enqueue_training(self, job_id: str, queue: str) -> None:
         self.celery.send_task(TRAIN_JOB_TASK, args=[job_id], queue=queue)
+
+    def pending(self, queue: str) -> int | None:
+        """Messages waiting in `queue` (not those a worker holds); None if the broker can't
+        say."""
+        try:
+            with self.celery.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, timeout=2)
+                return connection.default_channel.queue_declare(queue=queue).message_count
+        except Exception:
+            return None
 
     def ping(self) -> None:
         with self.celery.connection_for_write() as connection:

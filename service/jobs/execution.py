@@ -6,11 +6,16 @@ so a duplicate delivery does nothing and a worker that lost its lease changes no
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import EngineError, TrainingCancelled
@@ -30,6 +35,7 @@ from service.models import repository as model_repository
 from service.models.tables import Model, model_file_key
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -41,6 +47,9 @@ class JobResources:
     queue: JobQueue
     # Set when the worker is asked to stop: the running job is handed back, not failed.
     shutdown: threading.Event = field(default_factory=threading.Event)
+    # Test hook, off unless set (TRAINYARD_TEST_CRASH_DATASET_NAME on the worker): a job on a
+    # dataset of this name kills its worker mid-epoch, for the poison-job test.
+    crash_on_dataset: str | None = None
 
 
 class LeaseKeeper(threading.Thread):
@@ -113,8 +122,9 @@ def run_training_job(resources: JobResources, job_id: str) -> str:
         }
         known = {w["code"] for w in warnings}
         warnings.extend(w for w in report.warnings if w["code"] not in known)
-        with transaction(resources.session_factory) as session:
-            if not repository.record_epoch(
+        recorded = _write(
+            resources,
+            lambda session: repository.record_epoch(
                 session,
                 job_id,
                 token,
@@ -123,8 +133,10 @@ def run_training_job(resources: JobResources, job_id: str) -> str:
                 progress,
                 history=epoch_history(report),
                 warnings=warnings,
-            ):
-                keeper.lost = True
+            ),
+        )
+        if not recorded:
+            keeper.lost = True
 
     def on_fold(report: FoldReport) -> None:
         # Fold models keep out of the metrics history (it is the final model's); the
@@ -135,9 +147,10 @@ def run_training_job(resources: JobResources, job_id: str) -> str:
             "fold": report.fold,
             "folds": report.folds,
         }
-        with transaction(resources.session_factory) as session:
-            if not repository.record_progress(session, job_id, token, progress):
-                keeper.lost = True
+        if not _write(
+            resources, lambda session: repository.record_progress(session, job_id, token, progress)
+        ):
+            keeper.lost = True
         clock["started"] = time.monotonic()
 
     def on_checkpoint(checkpoint: Checkpoint) -> None:
@@ -157,7 +170,11 @@ def run_training_job(resources: JobResources, job_id: str) -> str:
             spec,
             data,
             on_epoch=on_epoch,
-            should_cancel=keeper.should_stop,
+            should_cancel=(
+                _dies_mid_epoch(keeper.should_stop)
+                if dataset.name == resources.crash_on_dataset
+                else keeper.should_stop
+            ),
             on_checkpoint=on_checkpoint,
             resume_from=resume_from,
             on_fold=on_fold,
@@ -167,7 +184,8 @@ def run_training_job(resources: JobResources, job_id: str) -> str:
         model_id = new_id("mdl")
         for name, data in trained.files().items():
             resources.store.write_bytes(model_file_key(model_id, name), data)
-        with transaction(resources.session_factory) as session:
+
+        def record_model(session: Session) -> bool:
             model_repository.add(
                 session,
                 Model(
@@ -181,22 +199,25 @@ def run_training_job(resources: JobResources, job_id: str) -> str:
                     metrics=trained.metrics,
                 ),
             )
-            finished = repository.finish_job(
+            if repository.finish_job(
                 session, job_id, token, SUCCEEDED, model_id=model_id, report=trained.report()
-            )
-            if not finished:
-                session.rollback()
-                resources.store.delete_prefix(f"models/{model_id}")
-                return "lost"
+            ):
+                return True
+            session.rollback()
+            return False
+
+        # Two workers finishing models of one dataset at once may pick the same version: the
+        # loser numbers its model again.
+        if not _write(resources, record_model, also_retry=(IntegrityError,)):
+            resources.store.delete_prefix(f"models/{model_id}")
+            return "lost"
         store.delete_prefix(f"jobs/{job_id}")
         return SUCCEEDED
     except TrainingCancelled:
         if keeper.lost:
             return "lost"
         if resources.shutdown.is_set() and not keeper.cancel_requested:
-            with transaction(resources.session_factory) as session:
-                released = repository.release_job(session, job_id, token)
-            if released:
+            if _write(resources, lambda session: repository.release_job(session, job_id, token)):
                 resources.queue.enqueue_training(job_id, job.queue)
             return "released"
         _finish(resources, job_id, token, CANCELLED)
@@ -232,7 +253,45 @@ def _finish(
     code: str | None = None,
     message: str | None = None,
 ) -> None:
-    with transaction(resources.session_factory) as session:
-        repository.finish_job(
+    _write(
+        resources,
+        lambda session: repository.finish_job(
             session, job_id, token, status, error_code=code, error_message=message
-        )
+        ),
+    )
+
+
+def _write(
+    resources: JobResources,
+    write: Callable[[Session], T],
+    also_retry: tuple[type[Exception], ...] = (),
+) -> T:
+    """`write` in a transaction of its own, tried again through a database blip (a restart,
+    a failover) for up to a lease: past that the lease has lapsed and the write is fenced
+    off anyway."""
+    deadline = time.monotonic() + resources.settings.lease_seconds
+    delay = 0.2
+    while True:
+        try:
+            with transaction(resources.session_factory) as session:
+                return write(session)
+        except (OperationalError, InterfaceError, *also_retry):
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("database write failed; trying again in %.1f s", delay, exc_info=True)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+def _dies_mid_epoch(should_stop: Callable[[], bool]) -> Callable[[], bool]:
+    """The test hook's crash: the process exits at the third training step, as on an OOM
+    kill, with no chance to hand the job back."""
+    steps = itertools.count(1)
+
+    def check() -> bool:
+        if next(steps) == 3:
+            log.warning("test hook: killing this worker mid-epoch")
+            os._exit(137)
+        return should_stop()
+
+    return check

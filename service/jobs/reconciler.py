@@ -1,16 +1,24 @@
-"""The database is the source of truth: jobs whose worker vanished go back to the queue.
+"""The database is the source of truth: jobs whose worker vanished, or whose message the
+broker lost, go back to the queue.
 
 A worker that is killed (SIGKILL, OOM, a lost machine) stops renewing its lease. Once the
 lease lapses the job is queued again, and the next worker resumes it from its latest
 checkpoint; after `max_attempts` claims it fails instead, so a job that kills every worker
 cannot loop forever.
+
+A broker that restarts without its data (or a send that failed after the commit) leaves
+`queued` jobs with no message. A job queued for `requeue_after_seconds` since its last send is
+sent again when its queue holds fewer messages than it has queued jobs; a duplicate message
+is harmless, since only one claim of a job can win.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,6 +35,7 @@ log = logging.getLogger(__name__)
 class ReconcileReport:
     requeued: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    resent: list[str] = field(default_factory=list)
 
 
 def reconcile_lapsed_leases(
@@ -52,7 +61,7 @@ def reconcile_lapsed_leases(
                 ):
                     report.failed.append(job_id)
                 continue
-            if not repository.take_back_lapsed(session, job_id, QUEUED):
+            if not repository.take_back_lapsed(session, job_id, QUEUED, enqueued_at=utcnow()):
                 continue
         # Enqueued after the commit, so the worker that takes it sees it queued.
         queue.enqueue_training(job_id, job_queue)
@@ -62,8 +71,44 @@ def reconcile_lapsed_leases(
     return report
 
 
+def resend_lost_messages(
+    session_factory: sessionmaker[Session], queue: JobQueue, settings: Settings
+) -> list[str]:
+    """Send again the messages of jobs queued too long; the ids sent."""
+    before = utcnow() - timedelta(seconds=settings.requeue_after_seconds)
+    stale: dict[str, list[str]] = defaultdict(list)
+    with transaction(session_factory) as session:
+        for job in repository.unsent_since(session, before):
+            stale[job.queue].append(job.id)
+        queued = {name: repository.count_queued(session, name) for name in stale}
+    resent: list[str] = []
+    for name, job_ids in stale.items():
+        pending = queue.pending(name)
+        # As many messages as queued jobs: none is lost, they wait behind running jobs. A
+        # broker that can't say gets the messages again.
+        if pending is not None and pending >= queued[name]:
+            continue
+        with transaction(session_factory) as session:
+            mine = [job_id for job_id in job_ids if repository.mark_resent(session, job_id, before)]
+        for job_id in mine:
+            queue.enqueue_training(job_id, name)
+        resent.extend(mine)
+    if resent:
+        log.warning("queued jobs with no message: sent again %s", resent)
+    return resent
+
+
+def reconcile(
+    session_factory: sessionmaker[Session], queue: JobQueue, settings: Settings
+) -> ReconcileReport:
+    """One pass: lapsed leases first (they requeue jobs), then lost messages."""
+    report = reconcile_lapsed_leases(session_factory, queue, settings)
+    report.resent = resend_lost_messages(session_factory, queue, settings)
+    return report
+
+
 class Reconciler(threading.Thread):
-    """Runs `reconcile_lapsed_leases` every half lease, in a worker process."""
+    """Runs `reconcile` every half lease, in a worker process."""
 
     def __init__(
         self, session_factory: sessionmaker[Session], queue: JobQueue, settings: Settings
@@ -77,9 +122,9 @@ class Reconciler(threading.Thread):
     def run(self) -> None:
         while not self._stopped.wait(max(1.0, self.settings.lease_seconds / 2)):
             try:
-                reconcile_lapsed_leases(self.session_factory, self.queue, self.settings)
+                reconcile(self.session_factory, self.queue, self.settings)
             except Exception:
-                log.warning("reconciling lapsed leases failed; trying again", exc_info=True)
+                log.warning("reconciling jobs failed; trying again", exc_info=True)
 
     def stop(self) -> None:
         self._stopped.set()

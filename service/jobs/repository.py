@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
@@ -166,7 +166,13 @@ def release_job(session: Session, job_id: str, token: str) -> bool:
     result = session.execute(
         update(Job)
         .where(_held(job_id, token))
-        .values(status=QUEUED, worker_id=None, lease_token=None, lease_expires_at=None)
+        .values(
+            status=QUEUED,
+            worker_id=None,
+            lease_token=None,
+            lease_expires_at=None,
+            enqueued_at=utcnow(),
+        )
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
@@ -193,3 +199,29 @@ def take_back_lapsed(session: Session, job_id: str, status: str, **values: Any) 
 def metric_rows(session: Session, job_id: str) -> Sequence[JobMetric]:
     query = select(JobMetric).where(JobMetric.job_id == job_id)
     return session.scalars(query.order_by(JobMetric.epoch, JobMetric.name)).all()
+
+
+def unsent_since(session: Session, before: datetime, limit: int = 500) -> Sequence[Job]:
+    """Queued jobs last sent to the broker before `before`, oldest first: their message may
+    be lost. Rows from before `enqueued_at` existed count as sent when created."""
+    sent_at = func.coalesce(Job.enqueued_at, Job.created_at)
+    query = select(Job).where(Job.status == QUEUED, sent_at < before)
+    return session.scalars(query.order_by(sent_at).limit(limit)).all()
+
+
+def count_queued(session: Session, queue: str) -> int:
+    query = select(func.count()).select_from(Job).where(Job.status == QUEUED, Job.queue == queue)
+    return session.scalar(query)
+
+
+def mark_resent(session: Session, job_id: str, before: datetime) -> bool:
+    """Stamp a queued job as sent now, unless someone did since `before` (another worker's
+    reconciler): only the one that stamped it sends the message."""
+    sent_at = func.coalesce(Job.enqueued_at, Job.created_at)
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == QUEUED, sent_at < before)
+        .values(enqueued_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1

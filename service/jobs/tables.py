@@ -33,6 +33,9 @@ class Job(Base):
     worker_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     lease_token: Mapped[str | None] = mapped_column(String(40), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # When a message for the job was last sent: a queued job whose message is long gone (the
+    # broker lost it) is sent again by the reconciler.
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     progress: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     metrics: Mapped[dict[str, float] | None] = mapped_column(JSON, nullable=True)

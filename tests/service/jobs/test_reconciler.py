@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 from sqlalchemy import update
 
 from service.core.database import create_session_factory, transaction, utcnow
 from service.jobs import repository
-from service.jobs.reconciler import reconcile_lapsed_leases
+from service.jobs.reconciler import reconcile_lapsed_leases, resend_lost_messages
 from service.jobs.tables import Job
 from tests.conftest import Api, Backend
 
@@ -70,3 +71,66 @@ def test_a_job_with_a_live_lease_is_left_alone(
 
     assert job["id"] not in report.requeued + report.failed
     assert api.get(f"/v1/jobs/{job['id']}").json()["status"] == "running"
+
+
+# --- queued jobs whose message was lost -------------------------------------------------------
+
+
+def _sent_long_ago(backend: Backend, job_id: str, queue: str) -> None:
+    """The job was last sent to its own queue (empty: no other test's messages) long ago."""
+    factory = create_session_factory(backend.app.state.db_engine)
+    with transaction(factory) as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(queue=queue, enqueued_at=utcnow() - timedelta(hours=1))
+        )
+
+
+def _purge(backend: Backend, queue: str) -> None:
+    with backend.app.state.queue.celery.connection_for_write() as connection:
+        connection.default_channel.queue_purge(queue)
+
+
+def test_a_queued_job_whose_message_was_lost_is_sent_again_once(
+    backend: Backend, dataset_id, submit
+) -> None:
+    job = submit(dataset_id)
+    queue = f"lost-{uuid.uuid4().hex[:8]}"
+    _sent_long_ago(backend, job["id"], queue)
+    factory = create_session_factory(backend.app.state.db_engine)
+
+    resent = resend_lost_messages(factory, backend.app.state.queue, backend.settings)
+    again = resend_lost_messages(factory, backend.app.state.queue, backend.settings)
+
+    assert job["id"] in resent
+    assert backend.app.state.queue.pending(queue) == 1
+    # Stamped as sent: not sent again before requeue_after_seconds.
+    assert job["id"] not in again
+    _purge(backend, queue)
+
+
+def test_a_queued_job_whose_message_is_still_waiting_is_not_sent_again(
+    backend: Backend, dataset_id, submit
+) -> None:
+    job = submit(dataset_id)
+    queue = f"busy-{uuid.uuid4().hex[:8]}"
+    _sent_long_ago(backend, job["id"], queue)
+    backend.app.state.queue.enqueue_training(job["id"], queue)
+    factory = create_session_factory(backend.app.state.db_engine)
+
+    resent = resend_lost_messages(factory, backend.app.state.queue, backend.settings)
+
+    assert job["id"] not in resent
+    assert backend.app.state.queue.pending(queue) == 1
+    _purge(backend, queue)
+
+
+def test_a_recently_queued_job_is_not_sent_again(backend: Backend, dataset_id, submit) -> None:
+    job = submit(dataset_id)
+    factory = create_session_factory(backend.app.state.db_engine)
+    _purge(backend, backend.settings.default_queue)
+
+    resent = resend_lost_messages(factory, backend.app.state.queue, backend.settings)
+
+    assert job["id"] not in resent

@@ -1,0 +1,68 @@
+"""Cancelling a job a real worker is training: it stops at a step boundary within about a
+second (the lease keeper's poll), shows `cancelled`, and the worker takes the next job."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from client import Client
+from service.jobs.execution import LeaseKeeper
+from tests.e2e.fleet import free_port, service_env, stop, trainyard, wait_until_ready
+from tests.sample_data import csv_bytes, mixed_classification
+
+pytestmark = pytest.mark.reliability
+KEY = "ty_rel_" + "c" * 24
+
+
+def test_a_running_job_stops_soon_after_cancel_and_its_worker_takes_the_next_job(
+    tmp_path,
+) -> None:
+    port = free_port()
+    env = service_env(tmp_path / "data", port, KEY, lease_seconds="6")
+    base_url = f"http://127.0.0.1:{port}"
+    api = trainyard("api", env=env, log=tmp_path / "api.log")
+    worker = None
+    try:
+        wait_until_ready(base_url, [api])
+        worker = trainyard("worker", env=env, log=tmp_path / "worker.log")
+        with Client(base_url, KEY) as client:
+            dataset = client.upload_dataset(csv_bytes(mixed_classification(n=400)), "m.csv")
+            spec = {
+                "task": "classification",
+                "target": "label",
+                "training": {"epochs": 200, "batch_size": 1, "early_stopping": None},
+            }
+            job = client.create_job(dataset["id"], spec)
+            deadline = time.monotonic() + 60
+            while ((client.get_job(job["id"])["progress"] or {}).get("epoch") or 0) < 1:
+                assert time.monotonic() < deadline, "the job never finished an epoch"
+                time.sleep(0.05)
+            asked = client.cancel_job(job["id"])
+            cancelled_at = time.monotonic()
+            while (current := client.get_job(job["id"]))["status"] == "running":
+                assert time.monotonic() - cancelled_at < 30, "the job never stopped"
+                time.sleep(0.02)
+            stopped_after = time.monotonic() - cancelled_at
+            history = client.job_metrics(job["id"])["epochs"]
+
+            next_job = client.create_job(
+                dataset["id"], {**spec, "training": {"epochs": 1, "early_stopping": None}}
+            )
+            after = client.wait_for_job(next_job["id"], timeout=60)
+    finally:
+        if worker is not None:
+            stop(worker)
+        stop(api)
+    print(f"stopped {stopped_after:.2f} s after the cancel request")
+    assert asked["cancel_requested"] is True
+    assert current["status"] == "cancelled"
+    assert current["error"] is None
+    # The keeper polls for cancels every CANCEL_POLL_SECONDS; a step takes milliseconds.
+    assert stopped_after < LeaseKeeper.CANCEL_POLL_SECONDS + 2
+    # It stopped mid-epoch, long before its last: the epoch under way was never recorded.
+    assert [e["epoch"] for e in history] == list(range(1, current["progress"]["epoch"] + 1))
+    assert len(history) < 200
+    assert after["status"] == "succeeded", after["error"]
+    assert "'cancelled'" in (tmp_path / "worker.log").read_text()

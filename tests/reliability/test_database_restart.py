@@ -1,0 +1,75 @@
+"""PostgreSQL restarted (fast shutdown: every connection dropped) while a job trains: the
+worker rides out the blip, the job completes, and no job is left `running` with no lease."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from client import Client
+from tests.e2e.fleet import free_port, service_env, stop, trainyard, wait_until_ready
+from tests.reliability.servers import postgres_cluster
+from tests.sample_data import csv_bytes, mixed_classification
+
+pytestmark = pytest.mark.reliability
+KEY = "ty_rel_" + "d" * 24
+EPOCHS = 8
+
+
+def _job(client: Client, job_id: str) -> dict | None:
+    """The job, or None while the API's database is restarting."""
+    try:
+        return client.get_job(job_id)
+    except Exception:
+        return None
+
+
+def test_a_job_survives_a_database_restart_and_no_job_is_left_running_without_a_lease(
+    tmp_path,
+) -> None:
+    with postgres_cluster() as database:
+        port = free_port()
+        env = service_env(
+            tmp_path / "data", port, KEY, database_url=database.url, lease_seconds="10"
+        )
+        base_url = f"http://127.0.0.1:{port}"
+        api = trainyard("api", env=env, log=tmp_path / "api.log")
+        worker = None
+        try:
+            wait_until_ready(base_url, [api])
+            worker = trainyard("worker", env=env, log=tmp_path / "worker.log")
+            with Client(base_url, KEY) as client:
+                dataset = client.upload_dataset(csv_bytes(mixed_classification(n=300)), "m.csv")
+                spec = {
+                    "task": "classification",
+                    "target": "label",
+                    "training": {"epochs": EPOCHS, "batch_size": 1, "early_stopping": None},
+                }
+                job = client.create_job(dataset["id"], spec)
+                deadline = time.monotonic() + 90
+                while ((client.get_job(job["id"])["progress"] or {}).get("epoch") or 0) < 2:
+                    assert time.monotonic() < deadline, "the job never reached epoch 2"
+                    time.sleep(0.05)
+
+                database.restart()
+
+                deadline = time.monotonic() + 120
+                while (current := _job(client, job["id"])) is None or current["status"] in (
+                    "queued",
+                    "running",
+                ):
+                    assert time.monotonic() < deadline, "the job never finished"
+                    time.sleep(0.2)
+                history = client.job_metrics(job["id"])["epochs"]
+                stuck = database.running_without_live_lease()
+                ready = httpx.get(f"{base_url}/readyz", timeout=5).status_code
+        finally:
+            if worker is not None:
+                stop(worker)
+            stop(api)
+    assert current["status"] == "succeeded", current["error"]
+    assert [e["epoch"] for e in history] == list(range(1, EPOCHS + 1))
+    assert stuck == []
+    assert ready == 200

@@ -1,0 +1,74 @@
+"""A worker killed mid-job (SIGKILL: no chance to hand it back): the other worker takes the job
+once its lease lapses and resumes it from the latest checkpoint, no epoch lost or repeated."""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+
+import pytest
+
+from client import Client
+from tests.e2e.fleet import free_port, service_env, stop, trainyard, wait_until_ready
+from tests.reliability.servers import sqlite_job_column
+from tests.sample_data import csv_bytes, mixed_classification
+
+pytestmark = pytest.mark.reliability
+KEY = "ty_rel_" + "k" * 24
+EPOCHS = 20
+KILL_AFTER_EPOCH = 8
+LEASE_SECONDS = 4
+
+
+def test_a_killed_workers_job_resumes_on_the_other_worker_with_no_epoch_lost_or_repeated(
+    tmp_path,
+) -> None:
+    port = free_port()
+    data_dir = tmp_path / "data"
+    env = service_env(data_dir, port, KEY, lease_seconds=str(LEASE_SECONDS))
+    base_url = f"http://127.0.0.1:{port}"
+    api = trainyard("api", env=env, log=tmp_path / "api.log")
+    workers = {}
+    try:
+        wait_until_ready(base_url, [api])
+        for name in ("worker1", "worker2"):
+            workers[name] = trainyard("worker", env=env, log=tmp_path / f"{name}.log")
+        with Client(base_url, KEY) as client:
+            dataset = client.upload_dataset(csv_bytes(mixed_classification(n=400)), "m.csv")
+            spec = {
+                "task": "classification",
+                "target": "label",
+                "training": {"epochs": EPOCHS, "batch_size": 1, "early_stopping": None},
+            }
+            job = client.create_job(dataset["id"], spec)
+            deadline = time.monotonic() + 120
+            while ((client.get_job(job["id"])["progress"] or {}).get("epoch") or 0) < (
+                KILL_AFTER_EPOCH
+            ):
+                assert time.monotonic() < deadline, f"the job never reached {KILL_AFTER_EPOCH}"
+                time.sleep(0.05)
+            # The worker id is host:pid, and `trainyard worker` execs Celery in its own process.
+            holder = str(sqlite_job_column(data_dir, job["id"], "worker_id"))
+            doomed = next(n for n, p in workers.items() if holder.endswith(f":{p.pid}"))
+            stop(workers[doomed], signal.SIGKILL)
+            killed_at = time.monotonic()
+
+            while (current := client.get_job(job["id"]))["attempts"] < 2:
+                assert time.monotonic() - killed_at < LEASE_SECONDS + 60, "never taken over"
+                time.sleep(0.1)
+            taken_over_after = time.monotonic() - killed_at
+            finished = client.wait_for_job(job["id"], timeout=180)
+            history = client.job_metrics(job["id"])["epochs"]
+    finally:
+        for proc in workers.values():
+            stop(proc)
+        stop(api)
+    print(f"taken over {taken_over_after:.1f} s after the kill; attempt {current['attempts']}")
+    assert finished["status"] == "succeeded", finished["error"]
+    assert finished["attempts"] >= 2
+    assert [e["epoch"] for e in history] == list(range(1, EPOCHS + 1))
+    # It went on from a checkpoint taken after the kill point, not from scratch.
+    rescuer = next(n for n in workers if n != doomed)
+    resumed = re.search(r"resumes after epoch (\d+)", (tmp_path / f"{rescuer}.log").read_text())
+    assert resumed is not None and int(resumed.group(1)) >= KILL_AFTER_EPOCH
