@@ -214,6 +214,12 @@ def _parquet_writer(sink: BinaryIO, schema: pa.Schema) -> pq.ParquetWriter:
 def _check_schema(schema: pa.Schema, limits: TableLimits) -> None:
     if len(schema) > limits.max_columns:
         raise TableTooLarge("columns", limits.max_columns)
+    try:
+        schema.names  # noqa: B018 - pyarrow decodes the names here, and fails on bad bytes
+    except UnicodeDecodeError:
+        raise DataError(
+            "the header has bytes that are not UTF-8 text; save the file as UTF-8"
+        ) from None
     seen: set[str] = set()
     for f in schema:
         if not f.name.strip():
@@ -406,7 +412,11 @@ class _CsvReader:
             for f in table.schema:
                 if pat.is_binary(f.type) or pat.is_large_binary(f.type):
                     line = _first_bad_utf8(piece, first_line) or first_line
-                    raise _not_utf8(line, f.name)
+                    try:
+                        column = f.name
+                    except UnicodeDecodeError:  # the header itself is not UTF-8: no name to show
+                        column = None
+                    raise _not_utf8(line, column)
         return table
 
     def _locate(

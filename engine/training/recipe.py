@@ -55,6 +55,7 @@ from engine.data.windows import (
 from engine.errors import DataError, SpecMismatch
 from engine.evaluation import evaluate, summarise_folds
 from engine.models import (
+    DEFAULT_MAX_PARAMETERS,
     ModelSummary,
     build_model,
     count_parameters,
@@ -255,16 +256,23 @@ def _cross_validate(
     return summarise_folds(reports)
 
 
-def dry_run(spec: Spec, data: Dataset) -> tuple[Spec, ModelSummary]:
+def dry_run(
+    spec: Spec, data: Dataset, max_parameters: int = DEFAULT_MAX_PARAMETERS
+) -> tuple[Spec, ModelSummary]:
     """The spec with its default model filled in, and the model it builds on this data,
-    shape-checked by a forward pass on zeros.
+    shape-checked by a forward pass on zeros. A model of more than `max_parameters` weights
+    is refused (SpecMismatch on `model`) before any is allocated.
 
     The pipeline is fitted on the whole training split (so every class and category counts)
     but no tensors are built: that is the costly part of preparing data."""
     pipeline = prepare(spec, data, fit_only=True).pipeline
     spec = resolve_spec(spec, pipeline)
     return spec, describe_model(
-        spec, pipeline.input_shape, pipeline.output_dim, embedded=pipeline.embedded_inputs
+        spec,
+        pipeline.input_shape,
+        pipeline.output_dim,
+        embedded=pipeline.embedded_inputs,
+        max_parameters=max_parameters,
     )
 
 

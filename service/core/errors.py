@@ -113,6 +113,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI's answer to a body it cannot decode (bytes that are not UTF-8): bad input,
+            # a 422 like malformed JSON, so every route documents one status for it.
+            reason = str(exc.detail)
+            details = [{"field": "body", "reason": reason}]
+            return JSONResponse(error_body("invalid_input", f"body: {reason}", details), 422)
         codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
         code = codes.get(exc.status_code, "http_error")
         return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)

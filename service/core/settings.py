@@ -47,6 +47,22 @@ class Settings(BaseSettings):
     rate_limit_per_second: float = Field(default=0.0, ge=0.0)
     rate_limit_burst: int = Field(default=100, ge=1)
 
+    # Redis redelivers a message not acknowledged within this many seconds; a job that runs
+    # longer gets a duplicate delivery, which its lease fences off.
+    broker_visibility_timeout: int = Field(default=3600, ge=1)
+    # A job queued this long (and not re-enqueued as long) may have lost its message (the
+    # broker restarted empty): the reconciler sends it again. Duplicates are harmless.
+    requeue_after_seconds: int = Field(default=60, ge=1)
+
+    # Spec limits, checked before a job is queued (a 422 naming the field and the limit).
+    # Parameters are counted on the meta device, before any weight is allocated. Above the
+    # engine's own ceiling (engine.models.DEFAULT_MAX_PARAMETERS, 1e8) a worker builds nothing.
+    max_parameters: int = Field(default=100_000_000, ge=1, le=100_000_000)
+    # Layers the spec lists, nested ones (residual blocks) included; for a family preset, its
+    # hidden widths, filter blocks or stacked recurrent layers.
+    max_layers: int = Field(default=256, ge=1)
+    max_batch_size: int = Field(default=65_536, ge=1)
+
     @cached_property
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()

@@ -10,6 +10,7 @@ from service.core.schemas import Page, error_responses
 from service.datasets import service
 from service.datasets.schemas import DatasetOut, DatasetProfileOut
 from service.datasets.upload import UPLOAD_OPENAPI
+from service.idempotency.dependencies import IdempotencyKeyHeader
 
 # Every route here needs a key and validates its input.
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=error_responses(401, 422))
@@ -26,7 +27,8 @@ Offset = Annotated[int, Query(ge=0)]
     responses={
         200: {
             "model": DatasetOut,
-            "description": "This project uploaded the same bytes before: that dataset",
+            "description": "This project uploaded the same bytes, or sent the same "
+            "Idempotency-Key, before: that dataset",
         },
         201: {"description": "A new dataset"},
         **error_responses(413),
@@ -39,10 +41,13 @@ async def upload_dataset(
     session: SessionDep,
     store: StoreDep,
     settings: SettingsDep,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> DatasetOut:
     """Upload a CSV, TSV, JSON Lines or Parquet file, NPZ arrays or a ZIP of images
     (multipart field `file`); it is streamed to the store, converted and profiled."""
-    dataset, created = await service.upload_dataset(request, session, store, settings, project)
+    dataset, created = await service.upload_dataset(
+        request, session, store, settings, project, idempotency_key
+    )
     if not created:
         response.status_code = 200
     return DatasetOut.model_validate(dataset)

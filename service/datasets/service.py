@@ -49,16 +49,28 @@ from service.datasets.tables import (
     target_profile_key,
 )
 from service.datasets.upload import ReceivedFile, receive_upload
+from service.idempotency import service as idempotency
 
 # A column whose type changes after the first piece is read again at most this many times.
 MAX_TYPE_RETRIES = 3
 
 
 async def upload_dataset(
-    request: Request, session: Session, store: Store, settings: Settings, project: Project
+    request: Request,
+    session: Session,
+    store: Store,
+    settings: Settings,
+    project: Project,
+    idempotency_key: str | None = None,
 ) -> tuple[Dataset, bool]:
     """The new dataset and True; or, when this project uploaded the same bytes before, that
-    dataset and False (the second copy is deleted)."""
+    dataset and False (the second copy is deleted); or, when this project's `idempotency_key`
+    created a dataset before, that one and False (the body is not read)."""
+    earlier = idempotency.earlier_resource(
+        session, project.id, idempotency.DATASET, idempotency_key
+    )
+    if earlier is not None:
+        return get_dataset(session, project, earlier), False
     dataset_id = new_id("ds")
     live = LiveConversion(store, table_key(dataset_id), _table_limits(settings))
     try:
@@ -73,8 +85,13 @@ async def upload_dataset(
         if existing is not None:
             await run_in_threadpool(live.abort)
             await run_in_threadpool(store.delete_prefix, f"datasets/{dataset_id}")
-            return existing, False
+            winner = await _claim_key(session, project, idempotency_key, existing.id)
+            return (existing if winner is None else get_dataset(session, project, winner)), False
         ingested = await run_in_threadpool(_ingest, store, dataset_id, received, settings, live)
+        winner = await _claim_key(session, project, idempotency_key, dataset_id)
+        if winner is not None:
+            await run_in_threadpool(store.delete_prefix, f"datasets/{dataset_id}")
+            return get_dataset(session, project, winner), False
     except BaseException:
         # Nothing half-stored: a refused upload leaves no object behind. The live conversion
         # stops first, so it cannot write after the folder is cleared.
@@ -94,6 +111,16 @@ async def upload_dataset(
         arrays=ingested.arrays,
     )
     return repository.add(session, dataset), True
+
+
+async def _claim_key(
+    session: Session, project: Project, key: str | None, dataset_id: str
+) -> str | None:
+    # Off the event loop: on PostgreSQL the insert waits for a concurrent request with the same
+    # key to commit, and that request may need this loop to get there.
+    return await run_in_threadpool(
+        idempotency.claim, session, project.id, idempotency.DATASET, key, dataset_id
+    )
 
 
 @dataclass

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from service.auth.dependencies import CurrentProject
 from service.core.deps import QueueDep, SessionDep, SettingsDep, StoreDep
 from service.core.schemas import Page, error_responses
+from service.idempotency.dependencies import IdempotencyKeyHeader
 from service.jobs import service
 from service.jobs.schemas import JobCreate, JobMetricsOut, JobOut, JobStatus
 
@@ -14,17 +15,35 @@ from service.jobs.schemas import JobCreate, JobMetricsOut, JobOut, JobStatus
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=error_responses(401, 422))
 
 
-@router.post("", status_code=202, operation_id="create_job", responses=error_responses(404))
+@router.post(
+    "",
+    status_code=202,
+    operation_id="create_job",
+    responses={
+        200: {
+            "model": JobOut,
+            "description": "This project sent the same Idempotency-Key before: that job, as it is",
+        },
+        202: {"description": "A new job, queued"},
+        **error_responses(404),
+    },
+)
 def create_job(
     body: JobCreate,
+    response: Response,
     project: CurrentProject,
     session: SessionDep,
     queue: QueueDep,
     store: StoreDep,
     settings: SettingsDep,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> JobOut:
     """Queue a training job: the spec is checked against the dataset before it is queued."""
-    job = service.submit_job(session, queue, store, settings, project, body.dataset_id, body.spec)
+    job, created = service.submit_job(
+        session, queue, store, settings, project, body.dataset_id, body.spec, idempotency_key
+    )
+    if not created:
+        response.status_code = 200
     return service.job_out(job)
 
 

@@ -8,12 +8,14 @@ from sqlalchemy.orm import Session
 
 from engine.spec import Spec
 from service.auth.tables import Project
+from service.core.database import new_id, utcnow
 from service.core.deps import after_commit
 from service.core.errors import Conflict, NotFound
 from service.core.queue import JobQueue
 from service.core.schemas import Page
 from service.core.settings import Settings
 from service.core.store import Store
+from service.idempotency import service as idempotency
 from service.jobs import repository
 from service.jobs.schemas import EpochMetrics, JobError, JobMetricsOut, JobOut, Progress
 from service.jobs.tables import CANCELLED, FINISHED, QUEUED, RUNNING, Job
@@ -28,21 +30,33 @@ def submit_job(
     project: Project,
     dataset_id: str,
     spec: Spec,
-) -> Job:
-    """Check the spec against the dataset as `POST /v1/specs/validate` does, then queue it."""
+    idempotency_key: str | None = None,
+) -> tuple[Job, bool]:
+    """Check the spec against the dataset as `POST /v1/specs/validate` does, then queue it:
+    the job and True; or the job this project's `idempotency_key` created before and False."""
+    earlier = idempotency.earlier_resource(session, project.id, idempotency.JOB, idempotency_key)
+    if earlier is not None:
+        return get_job(session, project, earlier), False
     dataset, _, _ = check_spec(session, store, settings, project, dataset_id, spec)
+    job_id = new_id("job")
+    winner = idempotency.claim(session, project.id, idempotency.JOB, idempotency_key, job_id)
+    if winner is not None:
+        return get_job(session, project, winner), False
     job = repository.add(
         session,
         Job(
+            id=job_id,
             project_id=project.id,
             dataset_id=dataset.id,
             spec=spec.model_dump(mode="json"),
             status=QUEUED,
             queue=queue_for(spec, settings),
+            # Sent right after the commit; the reconciler sends it again if it is lost.
+            enqueued_at=utcnow(),
         ),
     )
     after_commit(session, lambda: queue.enqueue_training(job.id, job.queue))
-    return job
+    return job, True
 
 
 def queue_for(spec: Spec, settings: Settings) -> str:

@@ -6,10 +6,21 @@ spec reaches a worker.
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from sqlalchemy.orm import Session
 
 from engine.errors import DataError, SpecMismatch
 from engine.models import ModelSummary
+from engine.models.spec import (
+    AutoencoderConfig,
+    CNNConfig,
+    LayersConfig,
+    MLPConfig,
+    ModelConfig,
+    ResidualLayer,
+    RNNConfig,
+)
 from engine.spec import Spec
 from engine.training.recipe import dry_run
 from service.auth.tables import Project
@@ -31,23 +42,77 @@ def check_spec(
 ) -> tuple[Dataset, Spec, ModelSummary]:
     """The dataset, the spec with its default model filled in, and the model's layer table."""
     dataset = get_dataset(session, project, dataset_id)
-    check_spec_limits(spec, settings)
+    check_spec_limits(spec, settings, dataset.rows)
     try:
-        return dataset, *dry_run(spec, read_dataset(store, dataset))
+        data = read_dataset(store, dataset)
+        return dataset, *dry_run(spec, data, max_parameters=settings.max_parameters)
     except SpecMismatch as exc:
         raise invalid_field(f"spec.{exc.field}", exc.reason, code="invalid_spec") from exc
     except DataError as exc:
         raise invalid_field("dataset_id", exc.message, code="bad_dataset") from exc
 
 
-def check_spec_limits(spec: Spec, settings: Settings) -> None:
+def check_spec_limits(spec: Spec, settings: Settings, rows: int | None = None) -> None:
+    """The configured limits a spec can break without the data: epochs, batch size (`full` is
+    a batch of all `rows`), layers. The parameter limit needs the input shape: `dry_run`."""
     if spec.training.epochs > settings.max_epochs:
-        raise InvalidInput(
-            f"spec.training.epochs: {spec.training.epochs} is over the limit of "
-            f"{settings.max_epochs}",
-            code="invalid_spec",
-            details=[{"field": "spec.training.epochs", "limit": settings.max_epochs}],
-        )
+        _over_limit("spec.training.epochs", spec.training.epochs, settings.max_epochs)
+    batch = spec.training.batch_size
+    if batch == "full":
+        if rows is not None and rows > settings.max_batch_size:
+            _over_limit(
+                "spec.training.batch_size",
+                rows,
+                settings.max_batch_size,
+                f"'full' is a batch of all {rows} rows, over the limit of "
+                f"{settings.max_batch_size}; give a number",
+            )
+    elif batch > settings.max_batch_size:
+        _over_limit("spec.training.batch_size", batch, settings.max_batch_size)
+    if spec.model is not None:
+        field, layers = count_layers(spec.model)
+        if layers > settings.max_layers:
+            _over_limit(
+                field,
+                layers,
+                settings.max_layers,
+                f"{layers} layers is over the limit of {settings.max_layers}",
+            )
+
+
+def count_layers(model: ModelConfig) -> tuple[str, int]:
+    """The field that sets the model's depth, and the layers it asks for: listed layers (those
+    inside residual blocks too), hidden widths, filter blocks, stacked recurrent layers."""
+    if isinstance(model, LayersConfig):
+        return "spec.model.layers", _listed_layers(model.layers)
+    if isinstance(model, MLPConfig):
+        return "spec.model.hidden", len(model.hidden)
+    if isinstance(model, CNNConfig):
+        return "spec.model.filters", len(model.filters or []) + len(model.head)
+    if isinstance(model, RNNConfig):
+        return "spec.model.layers", model.layers + len(model.head)
+    if isinstance(model, AutoencoderConfig):
+        # The decoder mirrors the encoder.
+        return "spec.model.hidden", 2 * len(model.hidden or [])
+    return "spec.model", 0
+
+
+def _listed_layers(layers: list) -> int:
+    total = 0
+    for layer in layers:
+        if isinstance(layer, ResidualLayer):
+            total += 1 + _listed_layers(layer.layers)
+        else:
+            # A recurrent layer stacks `layers` of its kind; the others have no such field.
+            total += getattr(layer, "layers", 1)
+    return total
+
+
+def _over_limit(field: str, value: int, limit: int, reason: str | None = None) -> NoReturn:
+    reason = reason or f"{value} is over the limit of {limit}"
+    raise InvalidInput(
+        f"{field}: {reason}", code="invalid_spec", details=[{"field": field, "limit": limit}]
+    )
 
 
 def describe(spec: Spec, summary: ModelSummary) -> SpecCheckOut:
