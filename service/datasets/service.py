@@ -66,11 +66,13 @@ async def upload_dataset(
     """The new dataset and True; or, when this project uploaded the same bytes before, that
     dataset and False (the second copy is deleted); or, when this project's `idempotency_key`
     created a dataset before, that one and False (the body is not read)."""
-    earlier = idempotency.earlier_resource(
-        session, project.id, idempotency.DATASET, idempotency_key
+    # Every database call below runs off the event loop: on SQLite a write waits for the
+    # write lock, and the request holding it needs this loop to reach its commit.
+    earlier = await run_in_threadpool(
+        idempotency.earlier_resource, session, project.id, idempotency.DATASET, idempotency_key
     )
     if earlier is not None:
-        return get_dataset(session, project, earlier), False
+        return await run_in_threadpool(get_dataset, session, project, earlier), False
     dataset_id = new_id("ds")
     live = LiveConversion(store, table_key(dataset_id), _table_limits(settings))
     try:
@@ -81,17 +83,21 @@ async def upload_dataset(
             settings.max_upload_mb * 2**20,
             on_file_data=live.feed,
         )
-        existing = repository.get_by_sha256(session, project.id, received.sha256)
+        existing = await run_in_threadpool(
+            repository.get_by_sha256, session, project.id, received.sha256
+        )
         if existing is not None:
             await run_in_threadpool(live.abort)
             await run_in_threadpool(store.delete_prefix, f"datasets/{dataset_id}")
             winner = await _claim_key(session, project, idempotency_key, existing.id)
-            return (existing if winner is None else get_dataset(session, project, winner)), False
+            if winner is None:
+                return existing, False
+            return await run_in_threadpool(get_dataset, session, project, winner), False
         ingested = await run_in_threadpool(_ingest, store, dataset_id, received, settings, live)
         winner = await _claim_key(session, project, idempotency_key, dataset_id)
         if winner is not None:
             await run_in_threadpool(store.delete_prefix, f"datasets/{dataset_id}")
-            return get_dataset(session, project, winner), False
+            return await run_in_threadpool(get_dataset, session, project, winner), False
     except BaseException:
         # Nothing half-stored: a refused upload leaves no object behind. The live conversion
         # stops first, so it cannot write after the folder is cleared.
@@ -110,7 +116,7 @@ async def upload_dataset(
         columns=ingested.columns,
         arrays=ingested.arrays,
     )
-    return repository.add(session, dataset), True
+    return await run_in_threadpool(repository.add, session, dataset), True
 
 
 async def _claim_key(
