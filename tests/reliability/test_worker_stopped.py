@@ -10,7 +10,7 @@ from client import Client
 from tests.e2e.fleet import free_port, service_env, stop, trainyard, wait_until_ready
 from tests.sample_data import csv_bytes, mixed_classification
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.reliability
 KEY = "ty_e2e_" + "w" * 24
 
 
