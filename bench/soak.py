@@ -37,6 +37,9 @@ KEY = "ty_bench_" + "s" * 24
 SPEC = {"task": "classification", "target": "label", "training": {"epochs": 3}}
 FINISHED = {"succeeded", "failed", "cancelled"}
 MIX = {"upload": 1, "submit": 2, "poll": 6, "cancel": 1, "predict": 10}
+# A client keeps at most this many jobs unfinished, as a user waiting on results would; an
+# unbounded stream of submissions would only measure the queue's length.
+OUTSTANDING_JOBS = 2
 DRAIN_SECONDS = 300
 
 
@@ -62,6 +65,7 @@ def client_loop(
     rng = random.Random(seed)
     headers = {"Authorization": f"Bearer {KEY}"}
     mine: list[str] = []
+    unfinished: set[str] = set()
     rows = mixed_classification(n=40, seed=seed)
     instances = [
         {"x1": a, "x2": b, "colour": c}
@@ -75,17 +79,22 @@ def client_loop(
                 table = mixed_classification(n=120, seed=rng.randrange(4) * 1000 + seed)
                 files = {"file": ("soak.csv", csv_bytes(table), "text/csv")}
                 tally.count("upload", http.post("/v1/datasets", files=files))
-            elif action == "submit":
+            elif action == "submit" and len(unfinished) < OUTSTANDING_JOBS:
                 body = {"dataset_id": dataset_id, "spec": {**SPEC, "seed": rng.randrange(100)}}
                 response = tally.count("submit", http.post("/v1/jobs", json=body))
                 if response.status_code == 202:
                     mine.append(response.json()["id"])
+                    unfinished.add(response.json()["id"])
                     with tally.lock:
                         tally.jobs.append(response.json()["id"])
             elif action == "poll" and mine:
-                tally.count("poll", http.get(f"/v1/jobs/{rng.choice(mine)}"))
-            elif action == "cancel" and mine:
-                tally.count("cancel", http.post(f"/v1/jobs/{rng.choice(mine)}/cancel"))
+                job_id = rng.choice(sorted(unfinished) or mine)
+                response = tally.count("poll", http.get(f"/v1/jobs/{job_id}"))
+                if response.status_code == 200 and response.json()["status"] in FINISHED:
+                    unfinished.discard(job_id)
+            elif action == "cancel" and unfinished:
+                job_id = rng.choice(sorted(unfinished))
+                tally.count("cancel", http.post(f"/v1/jobs/{job_id}/cancel"))
             elif action == "predict":
                 body = {"instances": [rng.choice(instances)]}
                 started = time.perf_counter()
