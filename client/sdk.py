@@ -77,6 +77,30 @@ class Client:
                 raise TimeoutError(f"job {job_id} still {job['status']} after {timeout} s")
             time.sleep(poll)
 
-    def predict(self, model_id: str, instances: list[dict[str, Any]]) -> list[dict]:
-        response = self.http.post(f"/v1/models/{model_id}/predict", json={"instances": instances})
+    def predict(self, model: str, instances: list[dict[str, Any]]) -> list[dict]:
+        """`model`: a model id (`mdl_...`), `name/versions/3` or `name@production`."""
+        response = self.http.post(f"/v1/models/{model}/predict", json={"instances": instances})
         return self._json(response)["predictions"]
+
+    def list_models(self, limit: int = 50, offset: int = 0) -> dict:
+        """A page of registered names, each with its latest version and its aliases."""
+        params = {"limit": limit, "offset": offset}
+        return self._json(self.http.get("/v1/models", params=params))
+
+    def get_model(self, model: str) -> dict:
+        return self._json(self.http.get(f"/v1/models/{model}"))
+
+    def model_versions(self, name: str, limit: int = 50, offset: int = 0) -> dict:
+        """A page of a name's versions, newest first, with their test metrics."""
+        params = {"limit": limit, "offset": offset}
+        return self._json(self.http.get(f"/v1/models/{name}/versions", params=params))
+
+    def set_alias(self, name: str, alias: str, version: int) -> dict:
+        """Point `name@alias` at a version; predictions through it follow at once."""
+        response = self.http.put(f"/v1/models/{name}/aliases/{alias}", json={"version": version})
+        return self._json(response)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        response = self.http.delete(f"/v1/models/{name}/aliases/{alias}")
+        if response.is_error:
+            self._json(response)

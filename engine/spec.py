@@ -18,6 +18,7 @@ from engine.spec_model import SpecModel
 from engine.training.spec import Device, EarlyStopping, Optimizer, TrainingConfig
 
 __all__ = [
+    "MODEL_NAME_PATTERN",
     "Activation",
     "DataConfig",
     "Device",
@@ -33,6 +34,9 @@ __all__ = [
 ]
 
 Task = Literal["classification", "regression", "forecasting", "reconstruction"]
+# A registered model's name: no `/` or `@`, which a model reference (`name@alias`,
+# `name/versions/3`) uses as separators.
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 
 class Spec(SpecModel):
@@ -55,6 +59,14 @@ class Spec(SpecModel):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     data: DataConfig = Field(default_factory=DataConfig, validate_default=True)
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    model_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        pattern=MODEL_NAME_PATTERN,
+        description="Name the trained model is registered under, as its next version; "
+        "default: the dataset's name (reduced to letters, digits, `.`, `_` and `-`).",
+    )
 
     # Field validators (not a model validator) so an error names spec.target / spec.data.
     @field_validator("target")

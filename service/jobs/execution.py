@@ -32,6 +32,7 @@ from service.datasets.tables import Dataset
 from service.jobs import repository
 from service.jobs.tables import CANCELLED, FAILED, SUCCEEDED, checkpoint_key
 from service.models import repository as model_repository
+from service.models.service import registered_name
 from service.models.tables import Model, model_file_key
 
 log = logging.getLogger(__name__)
@@ -185,6 +186,8 @@ def run_training_job(resources: JobResources, job_id: str) -> str:
         for name, data in trained.files().items():
             resources.store.write_bytes(model_file_key(model_id, name), data)
 
+        model_name = registered_name(spec, dataset.name)
+
         def record_model(session: Session) -> bool:
             model_repository.add(
                 session,
@@ -193,8 +196,8 @@ def run_training_job(resources: JobResources, job_id: str) -> str:
                     project_id=job.project_id,
                     job_id=job.id,
                     dataset_id=dataset.id,
-                    name=dataset.name,
-                    version=model_repository.next_version(session, job.project_id, dataset.name),
+                    name=model_name,
+                    version=model_repository.next_version(session, job.project_id, model_name),
                     task=spec.task,
                     metrics=trained.metrics,
                 ),

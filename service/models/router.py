@@ -1,18 +1,41 @@
+"""Routes of the model registry. A model reference may hold `/` (`{name}/versions/{n}`), so
+the routes with a fixed suffix come before the catch-all `GET /{ref}`."""
+
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
+from engine.spec import MODEL_NAME_PATTERN
 from service.auth.dependencies import CurrentProject
 from service.core.deps import SessionDep, SettingsDep
 from service.core.schemas import Page, error_responses
 from service.models import service
 from service.models.cache import ModelCache
-from service.models.schemas import EncodeResponse, ModelOut, PredictRequest, PredictResponse
+from service.models.schemas import (
+    AliasOut,
+    AliasRequest,
+    EncodeResponse,
+    ModelNameOut,
+    ModelOut,
+    ModelVersionOut,
+    PredictRequest,
+    PredictResponse,
+)
 
 # Every route here needs a key and validates its input.
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=error_responses(401, 422))
+
+Ref = Annotated[
+    str,
+    Path(
+        description="A model: its id (`mdl_...`), `{name}/versions/{n}` or `{name}@{alias}`",
+        examples=["churn@production"],
+    ),
+]
+Limit = Annotated[int, Query(ge=1, le=200)]
+Offset = Annotated[int, Query(ge=0)]
 
 
 def get_model_cache(request: Request) -> ModelCache:
@@ -24,27 +47,55 @@ ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]
 
 @router.get("", operation_id="list_models")
 def list_models(
-    project: CurrentProject,
-    session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> Page[ModelOut]:
+    project: CurrentProject, session: SessionDep, limit: Limit = 50, offset: Offset = 0
+) -> Page[ModelNameOut]:
+    """Registered model names, the most recently trained first."""
     return service.list_models(session, project, limit, offset)
 
 
-@router.get("/{model_id}", operation_id="get_model", responses=error_responses(404))
-def get_model(model_id: str, project: CurrentProject, session: SessionDep) -> ModelOut:
-    return ModelOut.model_validate(service.get_model(session, project, model_id))
+@router.get("/{name}/versions", operation_id="list_model_versions", responses=error_responses(404))
+def list_model_versions(
+    name: str, project: CurrentProject, session: SessionDep, limit: Limit = 50, offset: Offset = 0
+) -> Page[ModelVersionOut]:
+    """A name's versions, the newest first, with their test metrics."""
+    return service.list_versions(session, project, name, limit, offset)
+
+
+@router.put(
+    "/{name}/aliases/{alias}", operation_id="set_model_alias", responses=error_responses(404, 409)
+)
+def set_model_alias(
+    name: str,
+    alias: Annotated[str, Path(min_length=1, max_length=200, pattern=MODEL_NAME_PATTERN)],
+    body: AliasRequest,
+    project: CurrentProject,
+    session: SessionDep,
+) -> AliasOut:
+    """Point an alias (`production`, `staging`) at a version; `{name}@{alias}` follows it."""
+    return service.set_alias(session, project, name, alias, body.version)
+
+
+@router.delete(
+    "/{name}/aliases/{alias}",
+    operation_id="delete_model_alias",
+    status_code=204,
+    responses=error_responses(404),
+)
+def delete_model_alias(
+    name: str, alias: str, project: CurrentProject, session: SessionDep
+) -> Response:
+    service.delete_alias(session, project, name, alias)
+    return Response(status_code=204)
 
 
 @router.post(
-    "/{model_id}/predict",
+    "/{ref:path}/predict",
     operation_id="predict",
     response_model_exclude_none=True,
     responses=error_responses(404, 413),
 )
 def predict(
-    model_id: str,
+    ref: Ref,
     body: PredictRequest,
     project: CurrentProject,
     session: SessionDep,
@@ -52,16 +103,16 @@ def predict(
     settings: SettingsDep,
 ) -> PredictResponse:
     """Predict from raw rows; the model replays its own preprocessing."""
-    return service.predict(session, cache, settings, project, model_id, body.instances)
+    return service.predict(session, cache, settings, project, ref, body.instances)
 
 
 @router.post(
-    "/{model_id}/encode",
+    "/{ref:path}/encode",
     operation_id="encode",
     responses=error_responses(404, 409, 413),
 )
 def encode(
-    model_id: str,
+    ref: Ref,
     body: PredictRequest,
     project: CurrentProject,
     session: SessionDep,
@@ -69,4 +120,10 @@ def encode(
     settings: SettingsDep,
 ) -> EncodeResponse:
     """Embeddings (the latent vector) from an autoencoder model, one per instance."""
-    return service.encode(session, cache, settings, project, model_id, body.instances)
+    return service.encode(session, cache, settings, project, ref, body.instances)
+
+
+@router.get("/{ref:path}", operation_id="get_model", responses=error_responses(404))
+def get_model(ref: Ref, project: CurrentProject, session: SessionDep) -> ModelOut:
+    """One version's record."""
+    return ModelOut.model_validate(service.resolve_model_ref(session, project, ref))

@@ -19,6 +19,49 @@ class ModelOut(BaseModel):
     created_at: datetime
 
 
+class ModelNameOut(BaseModel):
+    """A registered name: its versions, newest first, and the aliases pointing into them."""
+
+    name: str
+    latest_version: int
+    versions: int = Field(description="How many versions the name has")
+    aliases: dict[str, int] = Field(description="Alias -> the version it points at")
+    created_at: datetime = Field(description="When the first version was registered")
+    updated_at: datetime = Field(description="When the latest version was registered")
+
+
+class SpecSummary(BaseModel):
+    task: str
+    family: str | None = Field(description="Model family the spec names; null: the default")
+    features: int | None = Field(
+        description="Input columns the spec names; null: every column but the target"
+    )
+
+
+class ModelVersionOut(BaseModel):
+    id: str
+    name: str
+    version: int
+    aliases: list[str]
+    job_id: str
+    dataset_id: str
+    test_metrics: dict[str, Any] = Field(description="The job's evaluation on its test split")
+    spec: SpecSummary
+    created_at: datetime
+
+
+class AliasRequest(BaseModel):
+    version: int = Field(ge=1, le=2**31 - 1, description="The version the alias points at")
+
+
+class AliasOut(BaseModel):
+    name: str
+    alias: str
+    version: int
+    model_id: str
+    updated_at: datetime
+
+
 class PredictRequest(BaseModel):
     instances: list[Any] = Field(
         min_length=1,

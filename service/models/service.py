@@ -1,40 +1,160 @@
-"""Models: what succeeded jobs produced, and predictions from them."""
+"""Models: what succeeded jobs produced, registered as versions of a name, and predictions
+from them.
+
+A model is named by a reference: its id (`mdl_...`), `{name}/versions/{n}`, or
+`{name}@{alias}`. An alias is resolved on every request, so moving it takes effect at once.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.errors import DataError, InvalidInstances
 from engine.inference import Predictor
+from engine.spec import Spec
 from service.auth.tables import Project
+from service.core.database import utcnow
 from service.core.errors import Conflict, InvalidInput, NotFound, TooLarge, invalid_field
 from service.core.schemas import Page
 from service.core.settings import Settings
 from service.models import repository
 from service.models.cache import ModelCache
-from service.models.schemas import EncodeResponse, ModelOut, PredictResponse
-from service.models.tables import Model
+from service.models.schemas import (
+    AliasOut,
+    EncodeResponse,
+    ModelNameOut,
+    ModelVersionOut,
+    PredictResponse,
+    SpecSummary,
+)
+from service.models.tables import Model, ModelAlias
+
+_VERSION_REF = re.compile(r"^(?P<name>[^/@]+)/versions/(?P<version>[0-9]{1,9})$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def get_model(session: Session, project: Project, model_id: str) -> Model:
-    model = repository.get(session, project.id, model_id)
+def registered_name(spec: Spec, dataset_name: str) -> str:
+    """The name a job's model is registered under: the spec's `model_name`, else the
+    dataset's name reduced to the characters a model name may hold."""
+    if spec.model_name is not None:
+        return spec.model_name
+    name = _UNSAFE.sub("-", dataset_name).lstrip("._-")[:200]
+    return name or "model"
+
+
+def resolve_model_ref(session: Session, project: Project, ref: str) -> Model:
+    """The model a reference names: `mdl_...`, `{name}/versions/{n}` or `{name}@{alias}`."""
+    if "@" in ref:
+        name, _, alias = ref.partition("@")
+        model = repository.get_by_alias(session, project.id, name, alias)
+    elif match := _VERSION_REF.match(ref):
+        model = repository.get_version(session, project.id, match["name"], int(match["version"]))
+    else:
+        model = repository.get(session, project.id, ref)
     if model is None:
-        raise NotFound(f"model {model_id!r} not found")
+        raise NotFound(
+            f"model {ref!r} not found; a model is named by its id (mdl_...), "
+            "{name}/versions/{n} or {name}@{alias}"
+        )
     return model
 
 
-def list_models(session: Session, project: Project, limit: int, offset: int) -> Page[ModelOut]:
-    items = repository.list_page(session, project.id, limit, offset)
-    return Page[ModelOut](
-        items=[ModelOut.model_validate(m) for m in items],
-        total=repository.count(session, project.id),
+def list_models(session: Session, project: Project, limit: int, offset: int) -> Page[ModelNameOut]:
+    rows = repository.list_names(session, project.id, limit, offset)
+    aliases: dict[str, dict[str, int]] = {}
+    for alias in repository.aliases(session, project.id, [row.name for row in rows]):
+        aliases.setdefault(alias.name, {})[alias.alias] = alias.version
+    return Page[ModelNameOut](
+        items=[
+            ModelNameOut(
+                name=row.name,
+                latest_version=row.latest_version,
+                versions=row.versions,
+                aliases=aliases.get(row.name, {}),
+                created_at=row.created_at,
+                updated_at=row.updated_at,
+            )
+            for row in rows
+        ],
+        total=repository.count_names(session, project.id),
         limit=limit,
         offset=offset,
     )
+
+
+def list_versions(
+    session: Session, project: Project, name: str, limit: int, offset: int
+) -> Page[ModelVersionOut]:
+    total = repository.count_versions(session, project.id, name)
+    if total == 0:
+        raise NotFound(f"model name {name!r} not found")
+    aliases: dict[int, list[str]] = {}
+    for alias in repository.aliases(session, project.id, [name]):
+        aliases.setdefault(alias.version, []).append(alias.alias)
+    items = []
+    for model, job in repository.list_versions(session, project.id, name, limit, offset):
+        spec = job.spec or {}
+        family = (spec.get("model") or {}).get("family")
+        features = spec.get("features")
+        items.append(
+            ModelVersionOut(
+                id=model.id,
+                name=model.name,
+                version=model.version,
+                aliases=aliases.get(model.version, []),
+                job_id=model.job_id,
+                dataset_id=model.dataset_id,
+                test_metrics=((job.report or {}).get("evaluation") or {}).get("metrics") or {},
+                spec=SpecSummary(
+                    task=model.task,
+                    family=family,
+                    features=len(features) if isinstance(features, list) else None,
+                ),
+                created_at=model.created_at,
+            )
+        )
+    return Page[ModelVersionOut](items=items, total=total, limit=limit, offset=offset)
+
+
+def set_alias(session: Session, project: Project, name: str, alias: str, version: int) -> AliasOut:
+    model = repository.get_version(session, project.id, name, version)
+    if model is None:
+        raise NotFound(f"model {name!r} has no version {version}")
+    try:
+        row = _point_alias(session, project, name, alias, version)
+    except IntegrityError as exc:
+        # Two first settings of one alias at once: the loser is told to try again.
+        raise Conflict(f"alias {alias!r} of {name!r} was set meanwhile; try again") from exc
+    return AliasOut(
+        name=name, alias=alias, version=version, model_id=model.id, updated_at=row.updated_at
+    )
+
+
+def _point_alias(
+    session: Session, project: Project, name: str, alias: str, version: int
+) -> ModelAlias:
+    row = repository.get_alias(session, project.id, name, alias)
+    if row is None:
+        return repository.add_alias(
+            session, ModelAlias(project_id=project.id, name=name, alias=alias, version=version)
+        )
+    row.version = version
+    row.updated_at = utcnow()
+    session.flush()
+    return row
+
+
+def delete_alias(session: Session, project: Project, name: str, alias: str) -> None:
+    row = repository.get_alias(session, project.id, name, alias)
+    if row is None:
+        raise NotFound(f"model {name!r} has no alias {alias!r}")
+    repository.delete_alias(session, row)
 
 
 def predict(
@@ -42,10 +162,10 @@ def predict(
     cache: ModelCache,
     settings: Settings,
     project: Project,
-    model_id: str,
+    ref: str,
     instances: list[Any],
 ) -> PredictResponse:
-    predictor = _predictor(session, cache, settings, project, model_id, instances)
+    model_id, predictor = _predictor(session, cache, settings, project, ref, instances)
     with _instance_errors():
         predictions = predictor.predict(instances)
     return PredictResponse(model_id=model_id, predictions=predictions)
@@ -56,10 +176,10 @@ def encode(
     cache: ModelCache,
     settings: Settings,
     project: Project,
-    model_id: str,
+    ref: str,
     instances: list[Any],
 ) -> EncodeResponse:
-    predictor = _predictor(session, cache, settings, project, model_id, instances)
+    model_id, predictor = _predictor(session, cache, settings, project, ref, instances)
     if not predictor.can_encode:
         raise Conflict(
             f"model {model_id!r} has no encoder; embeddings come from autoencoder models",
@@ -75,16 +195,17 @@ def _predictor(
     cache: ModelCache,
     settings: Settings,
     project: Project,
-    model_id: str,
+    ref: str,
     instances: list[Any],
-) -> Predictor:
-    model = get_model(session, project, model_id)
+) -> tuple[str, Predictor]:
+    """(the model id the reference names now, its predictor from the cache)."""
+    model = resolve_model_ref(session, project, ref)
     if len(instances) > settings.max_predict_rows:
         raise TooLarge(
             f"instances: {len(instances)} rows is over the limit of {settings.max_predict_rows}",
             details=[{"field": "instances", "limit": settings.max_predict_rows}],
         )
-    return cache.get(model.id)
+    return model.id, cache.get(model.id)
 
 
 @contextmanager

@@ -26,5 +26,19 @@ class Model(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class ModelAlias(Base):
+    """A movable name for one version of a model (`production`, `staging`): `{name}@{alias}`."""
+
+    __tablename__ = "model_aliases"
+    __table_args__ = (UniqueConstraint("project_id", "name", "alias"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    alias: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
 def model_file_key(model_id: str, filename: str) -> str:
     return f"models/{model_id}/{filename}"

@@ -24,6 +24,7 @@ BODIES: dict[str, Any] = {
     "predict": lambda ids: {"instances": [{"x1": 1.0, "x2": 2.0, "colour": "red"}]},
     "encode": lambda ids: {"instances": [{"x1": 1.0, "x2": 2.0, "colour": "red"}]},
     "create_key": lambda ids: {"name": "intruder"},
+    "set_model_alias": lambda ids: {"version": 1},
 }
 # Operations that create something of the caller's own from nothing of anyone else's.
 OWN_CREATIONS = {"upload_dataset", "create_key"}
@@ -42,46 +43,71 @@ def test_a_second_project_sees_nothing_of_the_first(
     job_id = owner.get("/v1/jobs").json()["items"][0]["id"]
     dataset_id = owner.get("/v1/datasets").json()["items"][0]["id"]
     key_id = owner.get("/v1/keys").json()["items"][0]["id"]
+    model_name = owner.get(f"/v1/models/{trained_model_id}").json()["name"]
+    alias = "production"
+    response = owner.client.put(
+        f"/v1/models/{model_name}/aliases/{alias}", headers=owner.headers, json={"version": 1}
+    )
+    assert response.status_code == 200, response.text
     ids = {
         "dataset_id": dataset_id,
         "job_id": job_id,
         "model_id": trained_model_id,
+        "ref": trained_model_id,
+        "name": model_name,
+        "alias": alias,
         "key_id": key_id,
     }
     before = {name: owner.get(url).json() for name, url in _owner_views(ids).items()}
     walked = []
 
-    for path, method, operation in operations(backend):
-        op_id = operation["operationId"]
-        if not path.startswith("/v1/") or op_id in OWN_CREATIONS:
-            continue
-        params = PATH_PARAM.findall(path)
-        unknown = [p for p in params if p not in ids]
-        assert not unknown, f"{op_id}: no owned id to try for {unknown}; add it to the walk"
-        url = path.format(**{p: ids[p] for p in params})
-        kwargs: dict[str, Any] = {}
-        if "requestBody" in operation:
-            assert op_id in BODIES, f"{op_id} takes a body; add a valid one to BODIES"
-            kwargs["json"] = BODIES[op_id](ids)
-        response = other_api.client.request(
-            method.upper(), url, headers=other_api.headers, **kwargs
-        )
-        walked.append(op_id)
+    # A model is named three ways: walk its routes with each.
+    for ref in (trained_model_id, f"{model_name}/versions/1", f"{model_name}@{alias}"):
+        ids["ref"] = ref
+        for path, method, operation in operations(backend):
+            op_id = operation["operationId"]
+            if not path.startswith("/v1/") or op_id in OWN_CREATIONS:
+                continue
+            params = PATH_PARAM.findall(path)
+            unknown = [p for p in params if p not in ids]
+            assert not unknown, f"{op_id}: no owned id to try for {unknown}; add it to the walk"
+            url = path.format(**{p: ids[p] for p in params})
+            kwargs: dict[str, Any] = {}
+            if "requestBody" in operation:
+                assert op_id in BODIES, f"{op_id} takes a body; add a valid one to BODIES"
+                kwargs["json"] = BODIES[op_id](ids)
+            response = other_api.client.request(
+                method.upper(), url, headers=other_api.headers, **kwargs
+            )
+            walked.append(op_id)
 
-        refers_to_owned = bool(params) or any(
-            isinstance(v, str) and v in ids.values() for v in kwargs.get("json", {}).values()
-        )
-        if refers_to_owned:
-            assert response.status_code in (403, 404), (op_id, response.status_code, response.text)
-            assert response.json()["error"]["code"] in ("not_found", "forbidden"), op_id
-        else:
-            assert response.status_code < 500, (op_id, response.text)
-        if response.status_code < 400:
-            # A list or a creation of the caller's own: none of the owner's ids in it.
-            leaked = [owned for owned in ids.values() if owned in response.text]
-            assert not leaked, (op_id, leaked)
+            refers_to_owned = bool(params) or any(
+                isinstance(v, str) and v in ids.values() for v in kwargs.get("json", {}).values()
+            )
+            if refers_to_owned:
+                assert response.status_code in (403, 404), (
+                    op_id,
+                    response.status_code,
+                    response.text,
+                )
+                assert response.json()["error"]["code"] in ("not_found", "forbidden"), op_id
+            else:
+                assert response.status_code < 500, (op_id, response.text)
+            if response.status_code < 400:
+                # A list or a creation of the caller's own: none of the owner's ids in it.
+                leaked = [owned for owned in ids.values() if owned in response.text]
+                assert not leaked, (op_id, leaked)
 
-    assert {"get_dataset", "get_job", "cancel_job", "predict", "revoke_key"} <= set(walked)
+    assert {
+        "get_dataset",
+        "get_job",
+        "cancel_job",
+        "predict",
+        "revoke_key",
+        "list_model_versions",
+        "set_model_alias",
+        "delete_model_alias",
+    } <= set(walked)
     after = {name: owner.get(url).json() for name, url in _owner_views(ids).items()}
     assert after == before, "a refused call changed the owner's data"
 
@@ -91,5 +117,7 @@ def _owner_views(ids: dict[str, str]) -> dict[str, str]:
         "dataset": f"/v1/datasets/{ids['dataset_id']}",
         "job": f"/v1/jobs/{ids['job_id']}",
         "model": f"/v1/models/{ids['model_id']}",
+        "models": "/v1/models",
+        "versions": f"/v1/models/{ids['name']}/versions",
         "keys": "/v1/keys",
     }

@@ -36,7 +36,13 @@ def test_list_models(api: Api, other_api: Api, trained_model_id: str) -> None:
     assert response.status_code == 200, response.text
     page = response.json()
     assert page["total"] == 1
-    assert [m["id"] for m in page["items"]] == [trained_model_id]
+    # Names, not records: the dataset's name, with its one version.
+    [entry] = page["items"]
+    assert entry["name"] == "mixed"
+    assert entry["latest_version"] == 1
+    assert entry["versions"] == 1
+    assert entry["aliases"] == {}
+    assert entry["created_at"] == entry["updated_at"]
     assert other_api.get("/v1/models").json() == {
         "items": [],
         "total": 0,
