@@ -46,13 +46,17 @@ def decode_predict_body(body: bytes, content_type: str | None) -> list[Any]:
     none at all is JSON)."""
     media_type = (content_type or "application/json").split(";", 1)[0].strip().lower()
     if media_type in CSV_TYPES:
-        return decode_csv(body)
-    if media_type in JSON_TYPES or media_type.endswith("+json"):
-        return decode_json(body)
-    raise PayloadError(
-        "content-type",
-        f"{media_type or 'none'} is not accepted; send application/json or text/csv",
-    )
+        instances = decode_csv(body)
+    elif media_type in JSON_TYPES or media_type.endswith("+json"):
+        instances = decode_json(body)
+    else:
+        raise PayloadError(
+            "content-type",
+            f"{media_type or 'none'} is not accepted; send application/json or text/csv",
+        )
+    if not instances:
+        raise PayloadError("instances", "send at least one instance")
+    return instances
 
 
 def decode_json(body: bytes) -> list[Any]:

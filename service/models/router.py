@@ -6,13 +6,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
+from engine.export import ExportFormat
 from engine.spec import MODEL_NAME_PATTERN
 from service.auth.dependencies import CurrentProject
-from service.core.deps import SessionDep, SettingsDep
+from service.core.deps import SessionDep, SettingsDep, StoreDep
 from service.core.schemas import Page, error_responses
 from service.models import service
 from service.models.cache import ModelCache
+from service.models.payloads import decode_predict_body, predict_request_body
 from service.models.schemas import (
     AliasOut,
     AliasRequest,
@@ -20,7 +23,6 @@ from service.models.schemas import (
     ModelNameOut,
     ModelOut,
     ModelVersionOut,
-    PredictRequest,
     PredictResponse,
 )
 
@@ -43,6 +45,22 @@ def get_model_cache(request: Request) -> ModelCache:
 
 
 ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]
+
+# Bodies past this size are decoded on a worker thread, not on the event loop.
+INLINE_DECODE_BYTES = 64 * 1024
+
+
+async def predict_instances(request: Request) -> list:
+    """The instances of a predict body in any accepted shape: `instances`, MLflow's
+    `dataframe_split` / `dataframe_records` / `inputs`, or a `text/csv` body."""
+    body = await request.body()
+    content_type = request.headers.get("content-type")
+    if len(body) <= INLINE_DECODE_BYTES:
+        return decode_predict_body(body, content_type)
+    return await run_in_threadpool(decode_predict_body, body, content_type)
+
+
+Instances = Annotated[list, Depends(predict_instances)]
 
 
 @router.get("", operation_id="list_models")
@@ -93,34 +111,60 @@ def delete_model_alias(
     operation_id="predict",
     response_model_exclude_none=True,
     responses=error_responses(404, 413),
+    openapi_extra=predict_request_body(),
 )
 def predict(
     ref: Ref,
-    body: PredictRequest,
+    instances: Instances,
     project: CurrentProject,
     session: SessionDep,
     cache: ModelCacheDep,
     settings: SettingsDep,
 ) -> PredictResponse:
-    """Predict from raw rows; the model replays its own preprocessing."""
-    return service.predict(session, cache, settings, project, ref, body.instances)
+    """Predict from raw rows; the model replays its own preprocessing. The body may be
+    `{"instances": [...]}`, an MLflow scoring payload or a CSV with a header row."""
+    return service.predict(session, cache, settings, project, ref, instances)
 
 
 @router.post(
     "/{ref:path}/encode",
     operation_id="encode",
     responses=error_responses(404, 409, 413),
+    openapi_extra=predict_request_body(),
 )
 def encode(
     ref: Ref,
-    body: PredictRequest,
+    instances: Instances,
     project: CurrentProject,
     session: SessionDep,
     cache: ModelCacheDep,
     settings: SettingsDep,
 ) -> EncodeResponse:
     """Embeddings (the latent vector) from an autoencoder model, one per instance."""
-    return service.encode(session, cache, settings, project, ref, body.instances)
+    return service.encode(session, cache, settings, project, ref, instances)
+
+
+@router.get(
+    "/{ref:path}/export",
+    operation_id="export_model",
+    response_class=Response,
+    responses={
+        **error_responses(404, 409),
+        200: {"content": {"application/octet-stream": {}}, "description": "The model file"},
+    },
+)
+def export_model(
+    ref: Ref,
+    project: CurrentProject,
+    session: SessionDep,
+    store: StoreDep,
+    format: Annotated[ExportFormat, Query(description="onnx, torchscript or safetensors")],
+) -> Response:
+    """The network as one file (preprocessed tensor in, raw outputs out, any batch size), with
+    the model's preprocess.json inside it."""
+    content, media_type, filename = service.export(session, store, project, ref, format)
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    return Response(content, media_type=media_type, headers=headers)
 
 
 @router.get("/{ref:path}", operation_id="get_model", responses=error_responses(404))

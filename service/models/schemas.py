@@ -62,16 +62,6 @@ class AliasOut(BaseModel):
     updated_at: datetime
 
 
-class PredictRequest(BaseModel):
-    instances: list[Any] = Field(
-        min_length=1,
-        description="Raw instances shaped like the training data: rows of named columns "
-        "(un-scaled, un-encoded); nested arrays for array datasets (an image may also be a "
-        "base64 PNG/JPEG string); for forecasting, each instance is a window of past rows.",
-        examples=[[{"age": 42, "city": "Lyon"}]],
-    )
-
-
 class Prediction(BaseModel):
     label: Any = None
     probabilities: dict[str, float] | None = None

@@ -15,7 +15,9 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from engine.artifacts import MODEL_FILES
 from engine.errors import DataError, InvalidInstances
+from engine.export import ExportFailed, export_model
 from engine.inference import Predictor
 from engine.spec import Spec
 from service.auth.tables import Project
@@ -23,6 +25,7 @@ from service.core.database import utcnow
 from service.core.errors import Conflict, InvalidInput, NotFound, TooLarge, invalid_field
 from service.core.schemas import Page
 from service.core.settings import Settings
+from service.core.store import Store
 from service.models import repository
 from service.models.cache import ModelCache
 from service.models.schemas import (
@@ -33,7 +36,7 @@ from service.models.schemas import (
     PredictResponse,
     SpecSummary,
 )
-from service.models.tables import Model, ModelAlias
+from service.models.tables import Model, ModelAlias, model_file_key
 
 _VERSION_REF = re.compile(r"^(?P<name>[^/@]+)/versions/(?P<version>[0-9]{1,9})$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -188,6 +191,19 @@ def encode(
     with _instance_errors():
         embeddings = predictor.encode(instances)
     return EncodeResponse(model_id=model_id, embeddings=embeddings)
+
+
+def export(
+    session: Session, store: Store, project: Project, ref: str, fmt: str
+) -> tuple[bytes, str, str]:
+    """The model the reference names, as one file: (content, media type, file name)."""
+    model = resolve_model_ref(session, project, ref)
+    files = {name: store.read_bytes(model_file_key(model.id, name)) for name in MODEL_FILES}
+    try:
+        content, media_type, filename = export_model(files, fmt)
+    except ExportFailed as exc:
+        raise Conflict(exc.message, code="export_failed") from exc
+    return content, media_type, f"{model.name}-v{model.version}-{filename}"
 
 
 def _predictor(

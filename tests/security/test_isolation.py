@@ -72,7 +72,7 @@ def test_a_second_project_sees_nothing_of_the_first(
             unknown = [p for p in params if p not in ids]
             assert not unknown, f"{op_id}: no owned id to try for {unknown}; add it to the walk"
             url = path.format(**{p: ids[p] for p in params})
-            kwargs: dict[str, Any] = {}
+            kwargs: dict[str, Any] = {"params": _required_query(operation)}
             if "requestBody" in operation:
                 assert op_id in BODIES, f"{op_id} takes a body; add a valid one to BODIES"
                 kwargs["json"] = BODIES[op_id](ids)
@@ -107,9 +107,22 @@ def test_a_second_project_sees_nothing_of_the_first(
         "list_model_versions",
         "set_model_alias",
         "delete_model_alias",
+        "export_model",
     } <= set(walked)
     after = {name: owner.get(url).json() for name, url in _owner_views(ids).items()}
     assert after == before, "a refused call changed the owner's data"
+
+
+def _required_query(operation: dict[str, Any]) -> dict[str, Any]:
+    """A valid value for each required query parameter (the first of an enum), so a refusal
+    is about ownership, not a missing parameter."""
+    query = {}
+    for parameter in operation.get("parameters", []):
+        if parameter["in"] == "query" and parameter.get("required"):
+            schema = parameter["schema"]
+            assert "enum" in schema, f"no valid value known for {parameter['name']}"
+            query[parameter["name"]] = schema["enum"][0]
+    return query
 
 
 def _owner_views(ids: dict[str, str]) -> dict[str, str]:

@@ -70,10 +70,18 @@ def test_nested_arrays_pass_through_for_array_models():
     assert decode_predict_body(_json({"instances": images}), JSON) == images
 
 
-def test_empty_lists_give_no_instances():
-    assert decode_predict_body(_json({"instances": []}), JSON) == []
-    assert decode_predict_body(_json({"dataframe_split": {"columns": [], "data": []}}), JSON) == []
-    assert decode_predict_body(b"x,city\n", CSV) == []
+@pytest.mark.parametrize(
+    "body, content_type",
+    [
+        (_json({"instances": []}), JSON),
+        (_json({"dataframe_split": {"columns": [], "data": []}}), JSON),
+        (b"x,city\n", CSV),
+    ],
+    ids=["instances", "dataframe_split", "csv"],
+)
+def test_a_body_without_instances_is_refused(body, content_type):
+    with pytest.raises(PayloadError, match="at least one instance"):
+        decode_predict_body(body, content_type)
 
 
 def test_csv_text_column_keeps_text_and_numbers_stay_numbers():
