@@ -10,7 +10,7 @@ import pytest
 from client import Client
 from service.jobs.execution import LeaseKeeper
 from tests.e2e.fleet import free_port, service_env, stop, trainyard, wait_until_ready
-from tests.sample_data import csv_bytes, mixed_classification
+from tests.reliability.jobs import submit_slow_job, wait_for_epoch
 
 pytestmark = pytest.mark.reliability
 KEY = "ty_rel_" + "c" * 24
@@ -28,17 +28,8 @@ def test_a_running_job_stops_soon_after_cancel_and_its_worker_takes_the_next_job
         wait_until_ready(base_url, [api])
         worker = trainyard("worker", env=env, log=tmp_path / "worker.log")
         with Client(base_url, KEY) as client:
-            dataset = client.upload_dataset(csv_bytes(mixed_classification(n=400)), "m.csv")
-            spec = {
-                "task": "classification",
-                "target": "label",
-                "training": {"epochs": 200, "batch_size": 1, "early_stopping": None},
-            }
-            job = client.create_job(dataset["id"], spec)
-            deadline = time.monotonic() + 60
-            while ((client.get_job(job["id"])["progress"] or {}).get("epoch") or 0) < 1:
-                assert time.monotonic() < deadline, "the job never finished an epoch"
-                time.sleep(0.05)
+            dataset, job = submit_slow_job(client, epochs=200)
+            wait_for_epoch(client, job["id"], 1, timeout=60)
             asked = client.cancel_job(job["id"])
             cancelled_at = time.monotonic()
             while (current := client.get_job(job["id"]))["status"] == "running":
@@ -48,7 +39,8 @@ def test_a_running_job_stops_soon_after_cancel_and_its_worker_takes_the_next_job
             history = client.job_metrics(job["id"])["epochs"]
 
             next_job = client.create_job(
-                dataset["id"], {**spec, "training": {"epochs": 1, "early_stopping": None}}
+                dataset["id"],
+                {"task": "classification", "target": "label", "training": {"epochs": 1}},
             )
             after = client.wait_for_job(next_job["id"], timeout=60)
     finally:

@@ -10,8 +10,8 @@ import pytest
 
 from client import Client
 from tests.e2e.fleet import free_port, service_env, stop, trainyard, wait_until_ready
+from tests.reliability.jobs import submit_slow_job, wait_for_epoch
 from tests.reliability.servers import postgres_cluster
-from tests.sample_data import csv_bytes, mixed_classification
 
 pytestmark = pytest.mark.reliability
 KEY = "ty_rel_" + "d" * 24
@@ -41,17 +41,8 @@ def test_a_job_survives_a_database_restart_and_no_job_is_left_running_without_a_
             wait_until_ready(base_url, [api])
             worker = trainyard("worker", env=env, log=tmp_path / "worker.log")
             with Client(base_url, KEY) as client:
-                dataset = client.upload_dataset(csv_bytes(mixed_classification(n=300)), "m.csv")
-                spec = {
-                    "task": "classification",
-                    "target": "label",
-                    "training": {"epochs": EPOCHS, "batch_size": 1, "early_stopping": None},
-                }
-                job = client.create_job(dataset["id"], spec)
-                deadline = time.monotonic() + 90
-                while ((client.get_job(job["id"])["progress"] or {}).get("epoch") or 0) < 2:
-                    assert time.monotonic() < deadline, "the job never reached epoch 2"
-                    time.sleep(0.05)
+                _, job = submit_slow_job(client, epochs=EPOCHS, rows=300)
+                wait_for_epoch(client, job["id"], 2, timeout=90)
 
                 database.restart()
 

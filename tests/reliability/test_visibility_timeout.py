@@ -9,8 +9,8 @@ import pytest
 
 from client import Client
 from tests.e2e.fleet import free_port, service_env, stop, trainyard, wait_until_ready
+from tests.reliability.jobs import submit_slow_job, wait_for_epoch
 from tests.reliability.servers import redis_server
-from tests.sample_data import csv_bytes, mixed_classification
 
 pytestmark = pytest.mark.reliability
 KEY = "ty_rel_" + "v" * 24
@@ -38,17 +38,8 @@ def test_a_job_longer_than_the_visibility_timeout_is_trained_by_one_worker_once(
             wait_until_ready(base_url, [api])
             first = trainyard("worker", env=env, log=tmp_path / "first.log")
             with Client(base_url, KEY) as client:
-                dataset = client.upload_dataset(csv_bytes(mixed_classification(n=400)), "m.csv")
-                spec = {
-                    "task": "classification",
-                    "target": "label",
-                    "training": {"epochs": EPOCHS, "batch_size": 1, "early_stopping": None},
-                }
-                job = client.create_job(dataset["id"], spec)
-                deadline = time.monotonic() + 60
-                while client.get_job(job["id"])["progress"] is None:
-                    assert time.monotonic() < deadline, "the job never started"
-                    time.sleep(0.05)
+                _, job = submit_slow_job(client, epochs=EPOCHS)
+                wait_for_epoch(client, job["id"], 0, timeout=60)
                 # Past the timeout the unacknowledged message is due again; the second worker
                 # sweeps for such messages as it starts.
                 time.sleep(VISIBILITY_TIMEOUT + 1)

@@ -11,8 +11,8 @@ import pytest
 
 from client import Client
 from tests.e2e.fleet import free_port, service_env, stop, trainyard, wait_until_ready
+from tests.reliability.jobs import submit_slow_job, wait_for_epoch
 from tests.reliability.servers import sqlite_job_column
-from tests.sample_data import csv_bytes, mixed_classification
 
 pytestmark = pytest.mark.reliability
 KEY = "ty_rel_" + "k" * 24
@@ -35,19 +35,8 @@ def test_a_killed_workers_job_resumes_on_the_other_worker_with_no_epoch_lost_or_
         for name in ("worker1", "worker2"):
             workers[name] = trainyard("worker", env=env, log=tmp_path / f"{name}.log")
         with Client(base_url, KEY) as client:
-            dataset = client.upload_dataset(csv_bytes(mixed_classification(n=400)), "m.csv")
-            spec = {
-                "task": "classification",
-                "target": "label",
-                "training": {"epochs": EPOCHS, "batch_size": 1, "early_stopping": None},
-            }
-            job = client.create_job(dataset["id"], spec)
-            deadline = time.monotonic() + 120
-            while ((client.get_job(job["id"])["progress"] or {}).get("epoch") or 0) < (
-                KILL_AFTER_EPOCH
-            ):
-                assert time.monotonic() < deadline, f"the job never reached {KILL_AFTER_EPOCH}"
-                time.sleep(0.05)
+            _, job = submit_slow_job(client, epochs=EPOCHS)
+            wait_for_epoch(client, job["id"], KILL_AFTER_EPOCH, timeout=120)
             # The worker id is host:pid, and `trainyard worker` execs Celery in its own process.
             holder = str(sqlite_job_column(data_dir, job["id"], "worker_id"))
             doomed = next(n for n, p in workers.items() if holder.endswith(f":{p.pid}"))

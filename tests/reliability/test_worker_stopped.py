@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from client import Client
 from tests.e2e.fleet import free_port, service_env, stop, trainyard, wait_until_ready
-from tests.sample_data import csv_bytes, mixed_classification
+from tests.reliability.jobs import submit_slow_job, wait_for_epoch
 
 pytestmark = pytest.mark.reliability
 KEY = "ty_e2e_" + "w" * 24
@@ -23,17 +21,8 @@ def test_sigterm_hands_the_running_job_back_and_a_new_worker_finishes_it(tmp_pat
         wait_until_ready(base_url, [api])
         worker = trainyard("worker", env=env, log=tmp_path / "worker1.log")
         with Client(base_url, KEY) as client:
-            dataset = client.upload_dataset(csv_bytes(mixed_classification(n=1000)), "m.csv")
-            spec = {
-                "task": "classification",
-                "target": "label",
-                "training": {"epochs": 6, "batch_size": 1, "early_stopping": None},
-            }
-            job = client.create_job(dataset["id"], spec)
-            deadline = time.monotonic() + 60
-            while (current := client.get_job(job["id"]))["progress"] is None:
-                assert time.monotonic() < deadline, "the job never started"
-                time.sleep(0.1)
+            _, job = submit_slow_job(client, epochs=6, rows=1000)
+            current = wait_for_epoch(client, job["id"], 0, timeout=60)
             assert current["status"] == "running"
 
             assert stop(worker, timeout=30) == 0
