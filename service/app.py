@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.session_factory = create_session_factory(engine)
     app.state.store = store
     app.state.queue = JobQueue(create_celery(settings))
-    app.state.model_cache = ModelCache(store)
+    app.state.model_cache = ModelCache(store, budget_bytes=settings.model_cache_mb * 2**20)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
 
     install_error_handlers(app)

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     max_array_elements: int = Field(default=200_000_000, ge=1)
     max_epochs: int = Field(default=1000, ge=1)
     max_predict_rows: int = Field(default=100_000, ge=1)
+    # Loaded models' weights an API process keeps in memory; least recently used leave first.
+    model_cache_mb: int = Field(default=1024, ge=1)
 
     # Requests per second per API key (a token bucket of `rate_limit_burst`); 0 turns it off.
     # Off by default: predict callers in a request path set their own budget.

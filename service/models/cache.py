@@ -1,4 +1,8 @@
-"""In-process cache of loaded models, so only the first predict for a model reads the store."""
+"""In-process cache of loaded models, so only the first predict for a model reads the store.
+
+Least recently used models leave first once the loaded weights pass a memory budget; the model
+just loaded always stays, even alone over the budget, so a large model is still servable.
+"""
 
 from __future__ import annotations
 
@@ -11,32 +15,49 @@ from service.core.store import Store
 from service.models.tables import model_file_key
 
 
+def weight_bytes(predictor: Predictor) -> int:
+    """What a loaded model holds in memory: its parameters and buffers."""
+    tensors = [*predictor.model.parameters(), *predictor.model.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
 class ModelCache:
-    def __init__(self, store: Store, max_models: int = 32) -> None:
+    def __init__(self, store: Store, budget_bytes: int = 1 << 30) -> None:
         self.store = store
-        self.max_models = max_models
-        self._models: OrderedDict[str, Predictor] = OrderedDict()
+        self.budget_bytes = budget_bytes
+        self._models: OrderedDict[str, tuple[Predictor, int]] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
+
+    @property
+    def loaded_bytes(self) -> int:
+        return self._bytes
+
+    def __contains__(self, model_id: str) -> bool:
+        return model_id in self._models
 
     def get(self, model_id: str) -> Predictor:
         with self._lock:
             if model_id in self._models:
                 self._models.move_to_end(model_id)
-                return self._models[model_id]
+                return self._models[model_id][0]
             load_lock = self._loading.setdefault(model_id, threading.Lock())
         # Concurrent first requests for one model wait for a single load.
         with load_lock:
             with self._lock:
                 if model_id in self._models:
-                    return self._models[model_id]
+                    return self._models[model_id][0]
             files = {
                 name: self.store.read_bytes(model_file_key(model_id, name)) for name in MODEL_FILES
             }
             predictor = Predictor.from_files(files)
+            size = weight_bytes(predictor)
             with self._lock:
-                self._models[model_id] = predictor
+                self._models[model_id] = (predictor, size)
+                self._bytes += size
                 self._loading.pop(model_id, None)
-                while len(self._models) > self.max_models:
-                    self._models.popitem(last=False)
+                while self._bytes > self.budget_bytes and len(self._models) > 1:
+                    _, (_, evicted) = self._models.popitem(last=False)
+                    self._bytes -= evicted
             return predictor
