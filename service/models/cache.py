@@ -12,6 +12,7 @@ from collections import OrderedDict
 from engine.artifacts import MODEL_FILES
 from engine.inference import Predictor
 from service.core.store import Store
+from service.models.batching import MicroBatcher
 from service.models.tables import model_file_key
 
 
@@ -21,11 +22,26 @@ def weight_bytes(predictor: Predictor) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
+class _Loaded:
+    def __init__(self, predictor: Predictor, batcher: MicroBatcher) -> None:
+        self.predictor = predictor
+        self.batcher = batcher
+        self.size = weight_bytes(predictor)
+
+
 class ModelCache:
-    def __init__(self, store: Store, budget_bytes: int = 1 << 30) -> None:
+    def __init__(
+        self,
+        store: Store,
+        budget_bytes: int = 1 << 30,
+        max_batch: int = 256,
+        max_wait_ms: float = 0.0,
+    ) -> None:
         self.store = store
         self.budget_bytes = budget_bytes
-        self._models: OrderedDict[str, tuple[Predictor, int]] = OrderedDict()
+        self.max_batch = max_batch
+        self.max_wait_ms = max_wait_ms
+        self._models: OrderedDict[str, _Loaded] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
@@ -38,26 +54,34 @@ class ModelCache:
         return model_id in self._models
 
     def get(self, model_id: str) -> Predictor:
+        return self._load(model_id).predictor
+
+    def batcher(self, model_id: str) -> MicroBatcher:
+        """Where predict requests for the model meet to share forward passes."""
+        return self._load(model_id).batcher
+
+    def _load(self, model_id: str) -> _Loaded:
         with self._lock:
             if model_id in self._models:
                 self._models.move_to_end(model_id)
-                return self._models[model_id][0]
+                return self._models[model_id]
             load_lock = self._loading.setdefault(model_id, threading.Lock())
         # Concurrent first requests for one model wait for a single load.
         with load_lock:
             with self._lock:
                 if model_id in self._models:
-                    return self._models[model_id][0]
+                    return self._models[model_id]
             files = {
                 name: self.store.read_bytes(model_file_key(model_id, name)) for name in MODEL_FILES
             }
             predictor = Predictor.from_files(files)
-            size = weight_bytes(predictor)
+            loaded = _Loaded(predictor, MicroBatcher(predictor, self.max_batch, self.max_wait_ms))
             with self._lock:
-                self._models[model_id] = (predictor, size)
-                self._bytes += size
+                self._models[model_id] = loaded
+                self._bytes += loaded.size
                 self._loading.pop(model_id, None)
                 while self._bytes > self.budget_bytes and len(self._models) > 1:
-                    _, (_, evicted) = self._models.popitem(last=False)
-                    self._bytes -= evicted
-            return predictor
+                    _, evicted = self._models.popitem(last=False)
+                    self._bytes -= evicted.size
+                    evicted.batcher.stop()
+            return loaded

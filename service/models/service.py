@@ -168,10 +168,11 @@ def predict(
     ref: str,
     instances: list[Any],
 ) -> PredictResponse:
-    model_id, predictor = _predictor(session, cache, settings, project, ref, instances)
+    model = _model_for(session, settings, project, ref, instances)
     with _instance_errors():
-        predictions = predictor.predict(instances)
-    return PredictResponse(model_id=model_id, predictions=predictions)
+        # Concurrent requests for this model share forward passes (service/models/batching.py).
+        predictions = cache.batcher(model.id).predict(instances)
+    return PredictResponse(model_id=model.id, predictions=predictions)
 
 
 def encode(
@@ -215,13 +216,21 @@ def _predictor(
     instances: list[Any],
 ) -> tuple[str, Predictor]:
     """(the model id the reference names now, its predictor from the cache)."""
+    model = _model_for(session, settings, project, ref, instances)
+    return model.id, cache.get(model.id)
+
+
+def _model_for(
+    session: Session, settings: Settings, project: Project, ref: str, instances: list[Any]
+) -> Model:
+    """The model the reference names now, once the request's size is known to be allowed."""
     model = resolve_model_ref(session, project, ref)
     if len(instances) > settings.max_predict_rows:
         raise TooLarge(
             f"instances: {len(instances)} rows is over the limit of {settings.max_predict_rows}",
             details=[{"field": "instances", "limit": settings.max_predict_rows}],
         )
-    return model.id, cache.get(model.id)
+    return model
 
 
 @contextmanager

@@ -1,0 +1,100 @@
+"""Dynamic micro-batching: concurrent predict requests for one model share a forward pass.
+
+Each model has one batching thread. A request queues its instances and waits; the thread takes
+the first waiting request, gathers the others already queued (and, with `max_wait_ms`, those
+that arrive within that time) up to `max_batch` rows, preprocesses them together and runs one
+forward pass under `torch.inference_mode`, then hands each request its own rows. With nothing
+else waiting a request is served at once, so a lone caller pays no wait.
+
+A batch whose instances do not validate is served again request by request, so each caller
+hears of its own mistakes only, with its own row numbers.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.errors import DataError, InvalidInstances
+from engine.inference import Predictor
+
+
+@dataclass
+class _Request:
+    instances: list[Any]
+    future: Future = field(default_factory=Future)
+
+
+_STOP = object()
+
+
+class MicroBatcher:
+    def __init__(self, predictor: Predictor, max_batch: int, max_wait_ms: float) -> None:
+        self.predictor = predictor
+        self.max_batch = max_batch
+        self.max_wait = max_wait_ms / 1000
+        self._waiting: queue.SimpleQueue[_Request | object] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve_forever, daemon=True, name="batcher")
+        self._thread.start()
+
+    def predict(self, instances: list[Any]) -> list[dict[str, Any]]:
+        if len(instances) >= self.max_batch:
+            # Already a batch of its own (and split into bounded forward passes).
+            return self.predictor.predict(instances)
+        request = _Request(instances)
+        self._waiting.put(request)
+        return request.future.result()
+
+    def stop(self) -> None:
+        self._waiting.put(_STOP)
+
+    def _serve_forever(self) -> None:
+        while (first := self._waiting.get()) is not _STOP:
+            batch, rows = [first], len(first.instances)
+            deadline = time.monotonic() + self.max_wait
+            while rows < self.max_batch:
+                try:
+                    timeout = deadline - time.monotonic()
+                    more = (
+                        self._waiting.get(timeout=timeout)
+                        if timeout > 0
+                        else (self._waiting.get_nowait())
+                    )
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    self._waiting.put(_STOP)
+                    break
+                batch.append(more)
+                rows += len(more.instances)
+            self._serve(batch)
+
+    def _serve(self, batch: list[_Request]) -> None:
+        if len(batch) == 1:
+            self._serve_alone(batch[0])
+            return
+        try:
+            predictions = self.predictor.predict([i for r in batch for i in r.instances])
+        except (InvalidInstances, DataError):
+            for request in batch:
+                self._serve_alone(request)
+            return
+        except BaseException as exc:  # every caller hears of it; the thread lives on
+            for request in batch:
+                request.future.set_exception(exc)
+            return
+        start = 0
+        for request in batch:
+            end = start + len(request.instances)
+            request.future.set_result(predictions[start:end])
+            start = end
+
+    def _serve_alone(self, request: _Request) -> None:
+        try:
+            request.future.set_result(self.predictor.predict(request.instances))
+        except BaseException as exc:
+            request.future.set_exception(exc)
