@@ -82,6 +82,52 @@ class Client:
         response = self.http.post(f"/v1/models/{model}/predict", json={"instances": instances})
         return self._json(response)["predictions"]
 
+    def create_batch_prediction(
+        self,
+        model: str,
+        dataset_id: str,
+        format: str = "parquet",
+        id_column: str | None = None,
+    ) -> dict:
+        """Queue predictions of `model` over every row of a table dataset."""
+        body: dict[str, Any] = {"dataset_id": dataset_id, "format": format}
+        if id_column is not None:
+            body["id_column"] = id_column
+        return self._json(self.http.post(f"/v1/models/{model}/batch-predictions", json=body))
+
+    def get_batch_prediction(self, batch_id: str) -> dict:
+        return self._json(self.http.get(f"/v1/batch-predictions/{batch_id}"))
+
+    def list_batch_predictions(
+        self, status: str | None = None, limit: int = 50, offset: int = 0
+    ) -> dict:
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if status:
+            params["status"] = status
+        return self._json(self.http.get("/v1/batch-predictions", params=params))
+
+    def cancel_batch_prediction(self, batch_id: str) -> dict:
+        return self._json(self.http.post(f"/v1/batch-predictions/{batch_id}/cancel"))
+
+    def wait_for_batch_prediction(
+        self, batch_id: str, timeout: float = 600.0, poll: float = 0.1
+    ) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            batch = self.get_batch_prediction(batch_id)
+            if batch["status"] in FINISHED:
+                return batch
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"batch prediction {batch_id} still {batch['status']}")
+            time.sleep(poll)
+
+    def batch_prediction_result(self, batch_id: str) -> bytes:
+        """The result file's bytes (Parquet or CSV, as asked); ApiError 409 until it succeeded."""
+        response = self.http.get(f"/v1/batch-predictions/{batch_id}/result")
+        if response.is_error:
+            self._json(response)
+        return response.content
+
     def list_models(self, limit: int = 50, offset: int = 0) -> dict:
         """A page of registered names, each with its latest version and its aliases."""
         params = {"limit": limit, "offset": offset}

@@ -6,6 +6,8 @@ from fastapi import FastAPI
 
 from service.auth.rate_limit import RateLimiter
 from service.auth.router import router as keys_router
+from service.batch_predictions.router import model_router as batch_submit_router
+from service.batch_predictions.router import router as batch_predictions_router
 from service.core.database import create_db_engine, create_session_factory
 from service.core.errors import install_error_handlers
 from service.core.queue import JobQueue, create_celery
@@ -35,7 +37,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.session_factory = create_session_factory(engine)
     app.state.store = store
     app.state.queue = JobQueue(create_celery(settings))
-    app.state.model_cache = ModelCache(store, budget_bytes=settings.model_cache_mb * 2**20)
+    app.state.model_cache = ModelCache(
+        store,
+        budget_bytes=settings.model_cache_mb * 2**20,
+        max_batch=settings.predict_max_batch,
+        max_wait_ms=settings.predict_max_wait_ms,
+    )
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
 
     install_error_handlers(app)
@@ -43,6 +50,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(keys_router)
     app.include_router(datasets_router)
     app.include_router(jobs_router)
+    # Before the models router: its catch-all `GET /{ref}` must not shadow this POST.
+    app.include_router(batch_submit_router)
     app.include_router(models_router)
+    app.include_router(batch_predictions_router)
     app.include_router(specs_router)
     return app

@@ -9,8 +9,9 @@ from functools import cache
 from celery.exceptions import Reject
 from celery.signals import worker_ready, worker_shutting_down
 
+from service.batch_predictions.execution import run_batch_prediction
 from service.core.database import create_db_engine, create_session_factory
-from service.core.queue import TRAIN_JOB_TASK, JobQueue, create_celery
+from service.core.queue import BATCH_PREDICT_TASK, TRAIN_JOB_TASK, JobQueue, create_celery
 from service.core.settings import load_settings
 from service.core.store import Store
 from service.jobs.execution import JobResources, run_training_job
@@ -55,3 +56,11 @@ def train_job(job_id: str) -> str:
         # A stopping worker leaves new work to the others: the message goes back unclaimed.
         raise Reject("worker is shutting down", requeue=True)
     return run_training_job(resources, job_id)
+
+
+@celery_app.task(name=BATCH_PREDICT_TASK)
+def batch_predict(batch_id: str) -> str:
+    resources = job_resources()
+    if resources.shutdown.is_set():
+        raise Reject("worker is shutting down", requeue=True)
+    return run_batch_prediction(resources, batch_id)

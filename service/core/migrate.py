@@ -17,6 +17,7 @@ MIGRATIONS_DIR_NAMES = (
 def target_metadata() -> MetaData:
     # Importing the tables registers them on Base.metadata.
     from service.auth import tables as _auth  # noqa: F401
+    from service.batch_predictions import tables as _batch_predictions  # noqa: F401
     from service.core.database import Base
     from service.datasets import tables as _datasets  # noqa: F401
     from service.idempotency import tables as _idempotency  # noqa: F401

@@ -13,6 +13,7 @@ from celery import Celery
 from service.core.settings import Settings
 
 TRAIN_JOB_TASK = "trainyard.train_job"
+BATCH_PREDICT_TASK = "trainyard.batch_predict"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -74,6 +75,9 @@ class JobQueue:
 
     def enqueue_training(self, job_id: str, queue: str) -> None:
         self.celery.send_task(TRAIN_JOB_TASK, args=[job_id], queue=queue)
+
+    def enqueue_batch_prediction(self, batch_id: str, queue: str) -> None:
+        self.celery.send_task(BATCH_PREDICT_TASK, args=[batch_id], queue=queue)
 
     def pending(self, queue: str) -> int | None:
         """Messages waiting in `queue` (not those a worker holds); None if the broker can't

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     max_predict_rows: int = Field(default=100_000, ge=1)
     # Loaded models' weights an API process keeps in memory; least recently used leave first.
     model_cache_mb: int = Field(default=1024, ge=1)
+    # Micro-batching of concurrent predict requests per model: at most this many rows per
+    # forward pass, and how long the first request waits for company (0: only those queued).
+    predict_max_batch: int = Field(default=256, ge=1)
+    predict_max_wait_ms: float = Field(default=0.0, ge=0.0, le=1000.0)
 
     # Requests per second per API key (a token bucket of `rate_limit_burst`); 0 turns it off.
     # Off by default: predict callers in a request path set their own budget.

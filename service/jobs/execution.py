@@ -123,7 +123,7 @@ def run_training_job(resources: JobResources, job_id: str) -> str:
         }
         known = {w["code"] for w in warnings}
         warnings.extend(w for w in report.warnings if w["code"] not in known)
-        recorded = _write(
+        recorded = retrying_write(
             resources,
             lambda session: repository.record_epoch(
                 session,
@@ -148,7 +148,7 @@ def run_training_job(resources: JobResources, job_id: str) -> str:
             "fold": report.fold,
             "folds": report.folds,
         }
-        if not _write(
+        if not retrying_write(
             resources, lambda session: repository.record_progress(session, job_id, token, progress)
         ):
             keeper.lost = True
@@ -211,7 +211,7 @@ def run_training_job(resources: JobResources, job_id: str) -> str:
 
         # Two workers finishing models of one dataset at once may pick the same version: the
         # loser numbers its model again.
-        if not _write(resources, record_model, also_retry=(IntegrityError,)):
+        if not retrying_write(resources, record_model, also_retry=(IntegrityError,)):
             resources.store.delete_prefix(f"models/{model_id}")
             return "lost"
         store.delete_prefix(f"jobs/{job_id}")
@@ -220,7 +220,10 @@ def run_training_job(resources: JobResources, job_id: str) -> str:
         if keeper.lost:
             return "lost"
         if resources.shutdown.is_set() and not keeper.cancel_requested:
-            if _write(resources, lambda session: repository.release_job(session, job_id, token)):
+            released = retrying_write(
+                resources, lambda session: repository.release_job(session, job_id, token)
+            )
+            if released:
                 resources.queue.enqueue_training(job_id, job.queue)
             return "released"
         _finish(resources, job_id, token, CANCELLED)
@@ -256,7 +259,7 @@ def _finish(
     code: str | None = None,
     message: str | None = None,
 ) -> None:
-    _write(
+    retrying_write(
         resources,
         lambda session: repository.finish_job(
             session, job_id, token, status, error_code=code, error_message=message
@@ -264,7 +267,7 @@ def _finish(
     )
 
 
-def _write(
+def retrying_write(
     resources: JobResources,
     write: Callable[[Session], T],
     also_retry: tuple[type[Exception], ...] = (),

@@ -25,6 +25,7 @@ BODIES: dict[str, Any] = {
     "encode": lambda ids: {"instances": [{"x1": 1.0, "x2": 2.0, "colour": "red"}]},
     "create_key": lambda ids: {"name": "intruder"},
     "set_model_alias": lambda ids: {"version": 1},
+    "create_batch_prediction": lambda ids: {"dataset_id": ids["dataset_id"]},
 }
 # Operations that create something of the caller's own from nothing of anyone else's.
 OWN_CREATIONS = {"upload_dataset", "create_key"}
@@ -49,6 +50,11 @@ def test_a_second_project_sees_nothing_of_the_first(
         f"/v1/models/{model_name}/aliases/{alias}", headers=owner.headers, json={"version": 1}
     )
     assert response.status_code == 200, response.text
+    response = owner.post(
+        f"/v1/models/{trained_model_id}/batch-predictions", json={"dataset_id": dataset_id}
+    )
+    assert response.status_code == 202, response.text
+    batch_prediction_id = response.json()["id"]
     ids = {
         "dataset_id": dataset_id,
         "job_id": job_id,
@@ -57,6 +63,7 @@ def test_a_second_project_sees_nothing_of_the_first(
         "name": model_name,
         "alias": alias,
         "key_id": key_id,
+        "batch_prediction_id": batch_prediction_id,
     }
     before = {name: owner.get(url).json() for name, url in _owner_views(ids).items()}
     walked = []

@@ -1,0 +1,128 @@
+"""Routes of batch prediction: submitted against a model, then followed under its own id."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, BinaryIO
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import StreamingResponse
+
+from service.auth.dependencies import CurrentProject
+from service.batch_predictions import service
+from service.batch_predictions.schemas import BatchPredictionCreate, BatchPredictionOut, BatchStatus
+from service.core.deps import QueueDep, SessionDep, SettingsDep, StoreDep
+from service.core.schemas import Page, error_responses
+
+# Every route here needs a key and validates its input.
+router = APIRouter(
+    prefix="/v1/batch-predictions",
+    tags=["batch-predictions"],
+    responses=error_responses(401, 422),
+)
+# The submission hangs off the model it runs.
+model_router = APIRouter(
+    prefix="/v1/models", tags=["batch-predictions"], responses=error_responses(401, 422)
+)
+
+Ref = Annotated[
+    str,
+    Path(
+        description="A model: its id (`mdl_...`), `{name}/versions/{n}` or `{name}@{alias}`",
+        examples=["churn@production"],
+    ),
+]
+READ_CHUNK_BYTES = 1 << 20
+
+
+@model_router.post(
+    "/{ref:path}/batch-predictions",
+    status_code=202,
+    operation_id="create_batch_prediction",
+    responses=error_responses(404, 409),
+)
+def create_batch_prediction(
+    ref: Ref,
+    body: BatchPredictionCreate,
+    project: CurrentProject,
+    session: SessionDep,
+    queue: QueueDep,
+    store: StoreDep,
+    settings: SettingsDep,
+) -> BatchPredictionOut:
+    """Queue predictions of the model over every row of a dataset, written as Parquet or CSV:
+    the id column (if any), then `label` and `probability_<class>` per class, `value`, or
+    `anomaly_score`."""
+    batch = service.submit(
+        session, queue, store, settings, project, ref, body.dataset_id, body.format, body.id_column
+    )
+    return service.batch_out(batch)
+
+
+@router.get("", operation_id="list_batch_predictions")
+def list_batch_predictions(
+    project: CurrentProject,
+    session: SessionDep,
+    status: BatchStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Page[BatchPredictionOut]:
+    return service.list_page(session, project, status, limit, offset)
+
+
+@router.get(
+    "/{batch_prediction_id}",
+    operation_id="get_batch_prediction",
+    responses=error_responses(404),
+)
+def get_batch_prediction(
+    batch_prediction_id: str, project: CurrentProject, session: SessionDep
+) -> BatchPredictionOut:
+    return service.batch_out(service.get(session, project, batch_prediction_id))
+
+
+@router.post(
+    "/{batch_prediction_id}/cancel",
+    status_code=202,
+    operation_id="cancel_batch_prediction",
+    responses=error_responses(404, 409),
+)
+def cancel_batch_prediction(
+    batch_prediction_id: str, project: CurrentProject, session: SessionDep
+) -> BatchPredictionOut:
+    return service.batch_out(service.cancel(session, project, batch_prediction_id))
+
+
+@router.get(
+    "/{batch_prediction_id}/result",
+    operation_id="get_batch_prediction_result",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The predictions file",
+            "content": {
+                "application/vnd.apache.parquet": {
+                    "schema": {"type": "string", "format": "binary"}
+                },
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        },
+        **error_responses(404, 409),
+    },
+)
+def get_batch_prediction_result(
+    batch_prediction_id: str, project: CurrentProject, session: SessionDep, store: StoreDep
+) -> StreamingResponse:
+    """The predictions once the run has succeeded; 409 while it is queued or running."""
+    fh, media_type, filename = service.open_result(session, store, project, batch_prediction_id)
+    return StreamingResponse(
+        _chunks(fh),
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _chunks(fh: BinaryIO) -> Iterator[bytes]:
+    with fh:
+        while chunk := fh.read(READ_CHUNK_BYTES):
+            yield chunk

@@ -1,0 +1,177 @@
+"""Batch predictions: check a model against a dataset, queue the run, show it, cancel it,
+hand out its result."""
+
+from __future__ import annotations
+
+import json
+from typing import BinaryIO
+
+from sqlalchemy.orm import Session
+
+from engine.artifacts import PREPROCESS_FILE
+from engine.pipeline import TablePipeline, pipeline_from_dict
+from service.auth.tables import Project
+from service.batch_predictions import repository
+from service.batch_predictions.schemas import (
+    BatchError,
+    BatchPredictionOut,
+    BatchProgress,
+)
+from service.batch_predictions.tables import CANCELLED, FINISHED, QUEUED, SUCCEEDED, BatchPrediction
+from service.core.database import new_id
+from service.core.deps import after_commit
+from service.core.errors import Conflict, NotFound, invalid_field
+from service.core.queue import JobQueue
+from service.core.schemas import Page
+from service.core.settings import Settings
+from service.core.store import Store
+from service.datasets.service import get_dataset
+from service.models.service import resolve_model_ref
+from service.models.tables import model_file_key
+
+MEDIA_TYPES = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}
+
+
+def submit(
+    session: Session,
+    queue: JobQueue,
+    store: Store,
+    settings: Settings,
+    project: Project,
+    ref: str,
+    dataset_id: str,
+    fmt: str,
+    id_column: str | None,
+) -> BatchPrediction:
+    """Resolve the model now, check the dataset has every column it reads, then queue."""
+    model = resolve_model_ref(session, project, ref)
+    dataset = get_dataset(session, project, dataset_id)
+    if dataset.kind != "table":
+        raise Conflict(
+            f"dataset {dataset_id!r} holds {dataset.kind}, not a table: batch prediction "
+            "reads tables only",
+            code="not_a_table",
+        )
+    pipeline = pipeline_from_dict(
+        json.loads(store.read_bytes(model_file_key(model.id, PREPROCESS_FILE)))
+    )
+    if not isinstance(pipeline, TablePipeline):
+        raise Conflict(
+            f"model {ref!r} reads {pipeline.kind}, not table rows: batch prediction serves "
+            "table models (classification, regression, reconstruction)",
+            code="unsupported_model",
+        )
+    columns = {c["name"] for c in dataset.columns}
+    missing = [f.name for f in pipeline.preprocessor.features if f.name not in columns]
+    if missing:
+        raise invalid_field(
+            "dataset_id",
+            f"the dataset lacks column {missing[0]!r} that model {ref!r} reads"
+            + (f" (and {len(missing) - 1} more: {missing[1:6]})" if len(missing) > 1 else ""),
+            code="missing_column",
+        )
+    if id_column is not None and id_column not in columns:
+        raise invalid_field("id_column", f"no column {id_column!r} in the dataset")
+    if id_column is None and "id" in columns:
+        id_column = "id"
+    batch = repository.add(
+        session,
+        BatchPrediction(
+            id=new_id("bp"),
+            project_id=project.id,
+            model_id=model.id,
+            dataset_id=dataset.id,
+            format=fmt,
+            id_column=id_column,
+            status=QUEUED,
+            queue=settings.default_queue,
+            progress={"rows_done": 0, "rows_total": dataset.rows},
+        ),
+    )
+    after_commit(session, lambda: queue.enqueue_batch_prediction(batch.id, batch.queue))
+    return batch
+
+
+def get(session: Session, project: Project, batch_id: str) -> BatchPrediction:
+    batch = repository.get(session, project.id, batch_id)
+    if batch is None:
+        raise NotFound(f"batch prediction {batch_id!r} not found")
+    return batch
+
+
+def list_page(
+    session: Session, project: Project, status: str | None, limit: int, offset: int
+) -> Page[BatchPredictionOut]:
+    rows = repository.list_page(session, project.id, status, limit, offset)
+    return Page[BatchPredictionOut](
+        items=[batch_out(b) for b in rows],
+        total=repository.count(session, project.id, status),
+        limit=limit,
+        offset=offset,
+    )
+
+
+def cancel(session: Session, project: Project, batch_id: str) -> BatchPrediction:
+    """A queued run is cancelled at once; a running one stops after its current chunk."""
+    batch = get(session, project, batch_id)
+    if batch.status in FINISHED:
+        raise Conflict(
+            f"batch prediction {batch_id!r} is already {batch.status}; only queued or running "
+            "ones can be cancelled",
+            details={"status": batch.status},
+        )
+    batch.cancel_requested = True
+    if batch.status == QUEUED:
+        batch.status = CANCELLED
+    session.flush()
+    return batch
+
+
+def open_result(
+    session: Session, store: Store, project: Project, batch_id: str
+) -> tuple[BinaryIO, str, str]:
+    """(the result file, its media type, a file name); 409 until the run has succeeded."""
+    batch = get(session, project, batch_id)
+    if batch.status != SUCCEEDED or batch.result_key is None:
+        hint = {
+            QUEUED: "it is queued; poll GET /v1/batch-predictions/{id} until it has succeeded",
+            "running": "it is still running; poll GET /v1/batch-predictions/{id} until it has "
+            "succeeded",
+        }.get(batch.status, "it has no result")
+        raise Conflict(
+            f"batch prediction {batch_id!r} is {batch.status}: {hint}",
+            code="not_ready",
+            details={"status": batch.status},
+        )
+    return (
+        store.open_read(batch.result_key),
+        MEDIA_TYPES[batch.format],
+        f"{batch.id}-predictions.{batch.format}",
+    )
+
+
+def batch_out(batch: BatchPrediction) -> BatchPredictionOut:
+    error = (
+        BatchError(code=batch.error_code, message=batch.error_message or "")
+        if batch.error_code
+        else None
+    )
+    progress = batch.progress or {"rows_done": 0, "rows_total": 0}
+    return BatchPredictionOut(
+        id=batch.id,
+        model_id=batch.model_id,
+        dataset_id=batch.dataset_id,
+        format=batch.format,
+        id_column=batch.id_column,
+        status=batch.status,
+        attempts=batch.attempts,
+        cancel_requested=batch.cancel_requested,
+        progress=BatchProgress(**progress),
+        error=error,
+        result_url=(
+            f"/v1/batch-predictions/{batch.id}/result" if batch.status == SUCCEEDED else None
+        ),
+        created_at=batch.created_at,
+        started_at=batch.started_at,
+        finished_at=batch.finished_at,
+    )
