@@ -19,11 +19,12 @@ from engine.errors import EngineError
 from engine.inference import Predictor
 from engine.pipeline import TablePipeline
 from service.batch_predictions import repository
-from service.batch_predictions.tables import CANCELLED, FAILED, SUCCEEDED, result_key
+from service.batch_predictions.tables import result_key
 from service.core.database import transaction
 from service.datasets.service import read_table
 from service.datasets.tables import Dataset
 from service.jobs.execution import JobResources, retrying_write
+from service.jobs.tables import CANCELLED, FAILED, SUCCEEDED
 from service.models.tables import model_file_key
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from service.batch_predictions.tables import QUEUED, RUNNING, BatchPrediction
+from service.batch_predictions.tables import BatchPrediction
 from service.core.database import utcnow
+from service.jobs.tables import QUEUED, RUNNING
 
 
 def get(session: Session, project_id: str, batch_id: str) -> BatchPrediction | None:

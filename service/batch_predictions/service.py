@@ -17,7 +17,7 @@ from service.batch_predictions.schemas import (
     BatchPredictionOut,
     BatchProgress,
 )
-from service.batch_predictions.tables import CANCELLED, FINISHED, QUEUED, SUCCEEDED, BatchPrediction
+from service.batch_predictions.tables import BatchPrediction
 from service.core.database import new_id
 from service.core.deps import after_commit
 from service.core.errors import Conflict, NotFound, invalid_field
@@ -26,6 +26,7 @@ from service.core.schemas import Page
 from service.core.settings import Settings
 from service.core.store import Store
 from service.datasets.service import get_dataset
+from service.jobs.tables import CANCELLED, FINISHED, QUEUED, SUCCEEDED
 from service.models.service import resolve_model_ref
 from service.models.tables import model_file_key
 

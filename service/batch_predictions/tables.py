@@ -8,14 +8,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from service.core.database import Base, UTCDateTime, new_id, utcnow
 
-QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
-    "queued",
-    "running",
-    "succeeded",
-    "failed",
-    "cancelled",
-)
-FINISHED = (SUCCEEDED, FAILED, CANCELLED)
+# A batch prediction lives through the same states as a training job.
+from service.jobs.tables import QUEUED
+
 FORMATS = ("parquet", "csv")
 
 
