@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from service.batch_predictions.tables import BatchPrediction
 from service.core.database import utcnow
-from service.jobs.tables import QUEUED, RUNNING
+from service.core.leases import claim_row, held_by
 
 
 def get(session: Session, project_id: str, batch_id: str) -> BatchPrediction | None:
@@ -57,37 +56,11 @@ def add(session: Session, batch: BatchPrediction) -> BatchPrediction:
 def claim(session: Session, batch_id: str, worker_id: str, lease_seconds: int) -> str | None:
     """Atomically take a queued batch prediction (or one whose lease lapsed): the new lease
     token, or None when another worker holds it or it is finished."""
-    now = utcnow()
-    token = uuid.uuid4().hex
-    result = session.execute(
-        update(BatchPrediction)
-        .where(
-            BatchPrediction.id == batch_id,
-            BatchPrediction.cancel_requested.is_(False),
-            or_(
-                BatchPrediction.status == QUEUED,
-                (BatchPrediction.status == RUNNING) & (BatchPrediction.lease_expires_at < now),
-            ),
-        )
-        .values(
-            status=RUNNING,
-            worker_id=worker_id,
-            lease_token=token,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            attempts=BatchPrediction.attempts + 1,
-            started_at=func.coalesce(BatchPrediction.started_at, now),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return token if result.rowcount == 1 else None
+    return claim_row(session, BatchPrediction, batch_id, worker_id, lease_seconds)
 
 
-def _held(batch_id: str, token: str):
-    return (
-        (BatchPrediction.id == batch_id)
-        & (BatchPrediction.lease_token == token)
-        & (BatchPrediction.status == RUNNING)
-    )
+def _held(batch_id: str, token: str) -> ColumnElement[bool]:
+    return held_by(BatchPrediction, batch_id, token)
 
 
 def record_progress(

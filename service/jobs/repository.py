@@ -3,15 +3,15 @@ lost its lease (it stalled, another took over) can no longer change the job."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from service.core.database import utcnow
+from service.core.leases import claim_row, held_by
 from service.jobs.tables import QUEUED, RUNNING, Job, JobMetric
 
 
@@ -49,30 +49,11 @@ def add(session: Session, job: Job) -> Job:
 def claim_job(session: Session, job_id: str, worker_id: str, lease_seconds: int) -> str | None:
     """Atomically take a queued job (or one whose lease lapsed); the new lease token, or
     None when another worker holds it or it is finished."""
-    now = utcnow()
-    token = uuid.uuid4().hex
-    result = session.execute(
-        update(Job)
-        .where(
-            Job.id == job_id,
-            Job.cancel_requested.is_(False),
-            or_(Job.status == QUEUED, (Job.status == RUNNING) & (Job.lease_expires_at < now)),
-        )
-        .values(
-            status=RUNNING,
-            worker_id=worker_id,
-            lease_token=token,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            attempts=Job.attempts + 1,
-            started_at=func.coalesce(Job.started_at, now),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return token if result.rowcount == 1 else None
+    return claim_row(session, Job, job_id, worker_id, lease_seconds)
 
 
-def _held(job_id: str, token: str):
-    return (Job.id == job_id) & (Job.lease_token == token) & (Job.status == RUNNING)
+def _held(job_id: str, token: str) -> ColumnElement[bool]:
+    return held_by(Job, job_id, token)
 
 
 def renew_lease(session: Session, job_id: str, token: str, lease_seconds: int) -> bool:
