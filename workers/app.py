@@ -37,8 +37,9 @@ def job_resources() -> JobResources:
 
 @worker_ready.connect
 def start_reconciler(**_: object) -> None:
-    """Every worker watches for jobs whose worker vanished; the updates are atomic, so
-    several workers doing it at once is harmless."""
+    """Every worker watches for jobs and batch predictions whose worker vanished or whose
+    message was lost; the updates are atomic, so several workers doing it at once is
+    harmless."""
     resources = job_resources()
     Reconciler(resources.session_factory, resources.queue, settings).start()
 

@@ -2,7 +2,9 @@
 
 The worker task calls `run_batch_prediction`. Every write is fenced by the lease token, and
 each chunk's progress write renews the lease, so a duplicate delivery does nothing and a
-worker that lost its lease changes nothing. The result appears in the store only whole.
+worker that lost its lease changes nothing. The result appears in the store only whole. A
+run whose worker died is queued again by the reconciler (service/jobs/reconciler.py) and
+starts over from its first row.
 """
 
 from __future__ import annotations
@@ -65,6 +67,20 @@ def run_batch_prediction(
         table = read_table(store, dataset)
         schema = result_schema(predictor, table, batch.id_column)
         total = table.num_rows
+
+        def record_progress(rows_done: int) -> None:
+            progress = {"rows_done": rows_done, "rows_total": total}
+            if not retrying_write(
+                resources,
+                lambda session: repository.record_progress(
+                    session, batch_id, token, progress, lease_seconds
+                ),
+            ):
+                raise _Stopped
+
+        # Renews the lease that loading the model and the data used, and shows a run that
+        # starts over (its first worker died) from its first row.
+        record_progress(0)
         with store.open_write(key) as sink:
             writer = _writer(sink, schema, batch.format)
             try:
@@ -72,15 +88,7 @@ def run_batch_prediction(
                     rows = table.slice(start, chunk_rows)
                     predictions = predictor.predict(rows.to_pylist())
                     writer.write_table(result_chunk(schema, rows, predictions, batch.id_column))
-                    done = start + rows.num_rows
-                    progress = {"rows_done": done, "rows_total": total}
-                    if not retrying_write(
-                        resources,
-                        lambda session, p=progress: repository.record_progress(
-                            session, batch_id, token, p, lease_seconds
-                        ),
-                    ):
-                        raise _Stopped
+                    record_progress(start + rows.num_rows)
                 if total == 0:
                     writer.write_table(schema.empty_table())
             finally:

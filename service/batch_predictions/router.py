@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, BinaryIO
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
 from service.auth.dependencies import CurrentProject
@@ -13,6 +13,7 @@ from service.batch_predictions import service
 from service.batch_predictions.schemas import BatchPredictionCreate, BatchPredictionOut, BatchStatus
 from service.core.deps import QueueDep, SessionDep, SettingsDep, StoreDep
 from service.core.schemas import Page, error_responses
+from service.idempotency.dependencies import IdempotencyKeyHeader
 
 # Every route here needs a key and validates its input.
 router = APIRouter(
@@ -39,23 +40,44 @@ READ_CHUNK_BYTES = 1 << 20
     "/{ref:path}/batch-predictions",
     status_code=202,
     operation_id="create_batch_prediction",
-    responses=error_responses(404, 409),
+    responses={
+        200: {
+            "model": BatchPredictionOut,
+            "description": "This project sent the same Idempotency-Key before: that batch "
+            "prediction, as it is",
+        },
+        202: {"description": "A new batch prediction, queued"},
+        **error_responses(404, 409),
+    },
 )
 def create_batch_prediction(
     ref: Ref,
     body: BatchPredictionCreate,
+    response: Response,
     project: CurrentProject,
     session: SessionDep,
     queue: QueueDep,
     store: StoreDep,
     settings: SettingsDep,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> BatchPredictionOut:
     """Queue predictions of the model over every row of a dataset, written as Parquet or CSV:
     the id column (if any), then `label` and `probability_<class>` per class, `value`, or
     `anomaly_score`."""
-    batch = service.submit(
-        session, queue, store, settings, project, ref, body.dataset_id, body.format, body.id_column
+    batch, created = service.submit(
+        session,
+        queue,
+        store,
+        settings,
+        project,
+        ref,
+        body.dataset_id,
+        body.format,
+        body.id_column,
+        idempotency_key,
     )
+    if not created:
+        response.status_code = 200
     return service.batch_out(batch)
 
 

@@ -18,7 +18,7 @@ from service.batch_predictions.schemas import (
     BatchProgress,
 )
 from service.batch_predictions.tables import BatchPrediction
-from service.core.database import new_id
+from service.core.database import new_id, utcnow
 from service.core.deps import after_commit
 from service.core.errors import Conflict, NotFound, invalid_field
 from service.core.queue import JobQueue
@@ -26,6 +26,7 @@ from service.core.schemas import Page
 from service.core.settings import Settings
 from service.core.store import Store
 from service.datasets.service import get_dataset
+from service.idempotency import service as idempotency
 from service.jobs.tables import CANCELLED, FINISHED, QUEUED, SUCCEEDED
 from service.models.service import resolve_model_ref
 from service.models.tables import model_file_key
@@ -43,8 +44,15 @@ def submit(
     dataset_id: str,
     fmt: str,
     id_column: str | None,
-) -> BatchPrediction:
-    """Resolve the model now, check the dataset has every column it reads, then queue."""
+    idempotency_key: str | None = None,
+) -> tuple[BatchPrediction, bool]:
+    """Resolve the model now, check the dataset has every column it reads, then queue: the
+    batch prediction and True; or the one this project's `idempotency_key` created before
+    and False."""
+    kind = idempotency.BATCH_PREDICTION
+    earlier = idempotency.earlier_resource(session, project.id, kind, idempotency_key)
+    if earlier is not None:
+        return get(session, project, earlier), False
     model = resolve_model_ref(session, project, ref)
     dataset = get_dataset(session, project, dataset_id)
     if dataset.kind != "table":
@@ -75,10 +83,14 @@ def submit(
         raise invalid_field("id_column", f"no column {id_column!r} in the dataset")
     if id_column is None and "id" in columns:
         id_column = "id"
+    batch_id = new_id("bp")
+    winner = idempotency.claim(session, project.id, kind, idempotency_key, batch_id)
+    if winner is not None:
+        return get(session, project, winner), False
     batch = repository.add(
         session,
         BatchPrediction(
-            id=new_id("bp"),
+            id=batch_id,
             project_id=project.id,
             model_id=model.id,
             dataset_id=dataset.id,
@@ -87,10 +99,12 @@ def submit(
             status=QUEUED,
             queue=settings.default_queue,
             progress={"rows_done": 0, "rows_total": dataset.rows},
+            # Sent right after the commit; the reconciler sends it again if it is lost.
+            enqueued_at=utcnow(),
         ),
     )
     after_commit(session, lambda: queue.enqueue_batch_prediction(batch.id, batch.queue))
-    return batch
+    return batch, True
 
 
 def get(session: Session, project: Project, batch_id: str) -> BatchPrediction:

@@ -35,6 +35,8 @@ class BatchPrediction(Base):
     worker_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     lease_token: Mapped[str | None] = mapped_column(String(40), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # When its message was last sent, as for jobs: the reconciler sends a lost one again.
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     progress: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -22,9 +22,10 @@ class IdempotencyKey(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
-    # What the key created: "job" or "dataset". A key may be used once per kind.
+    # What the key created: "job", "dataset" or "batch_prediction". A key may be used once
+    # per kind.
     kind: Mapped[str] = mapped_column(String(16))
     key: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH))
-    # Not a foreign key: it points at a job or a dataset, by kind.
+    # Not a foreign key: it points at a job, a dataset or a batch prediction, by kind.
     resource_id: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

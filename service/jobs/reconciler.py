@@ -1,15 +1,16 @@
-"""The database is the source of truth: jobs whose worker vanished, or whose message the
-broker lost, go back to the queue.
+"""The database is the source of truth: work whose worker vanished, or whose message the
+broker lost, goes back to the queue. Work is a training job or a batch prediction: both hold
+leases (service/core/leases.py) and the reconciler treats them alike.
 
 A worker that is killed (SIGKILL, OOM, a lost machine) stops renewing its lease. Once the
-lease lapses the job is queued again, and the next worker resumes it from its latest
-checkpoint; after `max_attempts` claims it fails instead, so a job that kills every worker
-cannot loop forever.
+lease lapses the row is queued again and the next worker runs it (a job resumes from its
+latest checkpoint; a batch prediction starts over and rewrites its result whole); after
+`max_attempts` claims it fails instead, so work that kills every worker cannot loop forever.
 
 A broker that restarts without its data (or a send that failed after the commit) leaves
-`queued` jobs with no message. A job queued for `requeue_after_seconds` since its last send is
-sent again when its queue holds fewer messages than it has queued jobs; a duplicate message
-is harmless, since only one claim of a job can win.
+`queued` rows with no message. A row queued for `requeue_after_seconds` since its last send is
+sent again when its queue holds fewer messages than it has queued rows; a duplicate message
+is harmless, since only one claim of a row can win.
 """
 
 from __future__ import annotations
@@ -17,22 +18,49 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.batch_predictions.tables import BatchPrediction
+from service.core import leases
 from service.core.database import transaction, utcnow
 from service.core.queue import JobQueue
 from service.core.settings import Settings
-from service.jobs import repository
-from service.jobs.tables import FAILED, QUEUED
+from service.jobs.tables import FAILED, QUEUED, Job
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class LeasedWork:
+    """A kind of leased row the reconciler looks after."""
+
+    # What a user calls it, in the error of a row that lost its worker too often.
+    noun: str
+    table: Any
+    # Sends the row's wake-up message: (queue, row id, queue name).
+    send: Callable[[JobQueue, str, str], None]
+
+
+TRAINING_JOBS = LeasedWork(
+    "job", Job, lambda queue, job_id, name: queue.enqueue_training(job_id, name)
+)
+BATCH_PREDICTIONS = LeasedWork(
+    "batch prediction",
+    BatchPrediction,
+    lambda queue, batch_id, name: queue.enqueue_batch_prediction(batch_id, name),
+)
+LEASED_WORK = (TRAINING_JOBS, BATCH_PREDICTIONS)
+
+
 @dataclass
 class ReconcileReport:
+    """Ids (of jobs and batch predictions alike) each pass acted on."""
+
     requeued: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     resent: list[str] = field(default_factory=list)
@@ -41,67 +69,93 @@ class ReconcileReport:
 def reconcile_lapsed_leases(
     session_factory: sessionmaker[Session], queue: JobQueue, settings: Settings
 ) -> ReconcileReport:
+    """Queue again (or fail, past `max_attempts`) every row whose lease lapsed."""
     report = ReconcileReport()
-    with transaction(session_factory) as session:
-        lapsed = [(job.id, job.attempts, job.queue) for job in repository.lapsed_leases(session)]
-    for job_id, attempts, job_queue in lapsed:
-        with transaction(session_factory) as session:
-            if attempts >= settings.max_attempts:
-                message = (
-                    f"the job's worker stopped responding {attempts} times (killed or lost); "
-                    f"gave up after {settings.max_attempts} attempts"
-                )
-                if repository.take_back_lapsed(
-                    session,
-                    job_id,
-                    FAILED,
-                    error_code="worker_lost",
-                    error_message=message,
-                    finished_at=utcnow(),
-                ):
-                    report.failed.append(job_id)
-                continue
-            if not repository.take_back_lapsed(session, job_id, QUEUED, enqueued_at=utcnow()):
-                continue
-        # Enqueued after the commit, so the worker that takes it sees it queued.
-        queue.enqueue_training(job_id, job_queue)
-        report.requeued.append(job_id)
+    for work in LEASED_WORK:
+        _take_back_lapsed(work, session_factory, queue, settings, report)
     if report.requeued or report.failed:
         log.warning("lapsed leases: requeued %s, failed %s", report.requeued, report.failed)
     return report
 
 
+def _take_back_lapsed(
+    work: LeasedWork,
+    session_factory: sessionmaker[Session],
+    queue: JobQueue,
+    settings: Settings,
+    report: ReconcileReport,
+) -> None:
+    with transaction(session_factory) as session:
+        lapsed = [
+            (row.id, row.attempts, row.queue) for row in leases.lapsed_rows(session, work.table)
+        ]
+    for row_id, attempts, row_queue in lapsed:
+        with transaction(session_factory) as session:
+            if attempts >= settings.max_attempts:
+                message = (
+                    f"the {work.noun}'s worker stopped responding {attempts} times (killed or "
+                    f"lost); gave up after {settings.max_attempts} attempts"
+                )
+                if leases.take_back_lapsed(
+                    session,
+                    work.table,
+                    row_id,
+                    FAILED,
+                    error_code="worker_lost",
+                    error_message=message,
+                    finished_at=utcnow(),
+                ):
+                    report.failed.append(row_id)
+                continue
+            if not leases.take_back_lapsed(
+                session, work.table, row_id, QUEUED, enqueued_at=utcnow()
+            ):
+                continue
+        # Sent after the commit, so the worker that takes it sees it queued.
+        work.send(queue, row_id, row_queue)
+        report.requeued.append(row_id)
+
+
 def resend_lost_messages(
     session_factory: sessionmaker[Session], queue: JobQueue, settings: Settings
 ) -> list[str]:
-    """Send again the messages of jobs queued too long; the ids sent."""
+    """Send again the messages of rows queued too long; the ids sent."""
     before = utcnow() - timedelta(seconds=settings.requeue_after_seconds)
-    stale: dict[str, list[str]] = defaultdict(list)
+    stale: dict[str, list[tuple[LeasedWork, str]]] = defaultdict(list)
     with transaction(session_factory) as session:
-        for job in repository.unsent_since(session, before):
-            stale[job.queue].append(job.id)
-        queued = {name: repository.count_queued(session, name) for name in stale}
+        for work in LEASED_WORK:
+            for row in leases.unsent_since(session, work.table, before):
+                stale[row.queue].append((work, row.id))
+        # Jobs and batch predictions share queues: a queue's messages answer for all of them.
+        queued = {
+            name: sum(leases.count_queued(session, work.table, name) for work in LEASED_WORK)
+            for name in stale
+        }
     resent: list[str] = []
-    for name, job_ids in stale.items():
+    for name, rows in stale.items():
         pending = queue.pending(name)
-        # As many messages as queued jobs: none is lost, they wait behind running jobs. A
+        # As many messages as queued rows: none is lost, they wait behind running work. A
         # broker that can't say gets the messages again.
         if pending is not None and pending >= queued[name]:
             continue
         with transaction(session_factory) as session:
-            mine = [job_id for job_id in job_ids if repository.mark_resent(session, job_id, before)]
-        for job_id in mine:
-            queue.enqueue_training(job_id, name)
-        resent.extend(mine)
+            mine = [
+                (work, row_id)
+                for work, row_id in rows
+                if leases.mark_resent(session, work.table, row_id, before)
+            ]
+        for work, row_id in mine:
+            work.send(queue, row_id, name)
+        resent.extend(row_id for _, row_id in mine)
     if resent:
-        log.warning("queued jobs with no message: sent again %s", resent)
+        log.warning("queued work with no message: sent again %s", resent)
     return resent
 
 
 def reconcile(
     session_factory: sessionmaker[Session], queue: JobQueue, settings: Settings
 ) -> ReconcileReport:
-    """One pass: lapsed leases first (they requeue jobs), then lost messages."""
+    """One pass: lapsed leases first (they requeue work), then lost messages."""
     report = reconcile_lapsed_leases(session_factory, queue, settings)
     report.resent = resend_lost_messages(session_factory, queue, settings)
     return report
@@ -124,7 +178,9 @@ class Reconciler(threading.Thread):
             try:
                 reconcile(self.session_factory, self.queue, self.settings)
             except Exception:
-                log.warning("reconciling jobs failed; trying again", exc_info=True)
+                log.warning(
+                    "reconciling jobs and batch predictions failed; trying again", exc_info=True
+                )
 
     def stop(self) -> None:
         self._stopped.set()

@@ -4,7 +4,7 @@ lost its lease (it stalled, another took over) can no longer change the job."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, select, update
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from service.core.database import utcnow
 from service.core.leases import claim_row, held_by
-from service.jobs.tables import QUEUED, RUNNING, Job, JobMetric
+from service.jobs.tables import QUEUED, Job, JobMetric
 
 
 def get(session: Session, project_id: str, job_id: str) -> Job | None:
@@ -159,50 +159,6 @@ def release_job(session: Session, job_id: str, token: str) -> bool:
     return result.rowcount == 1
 
 
-def lapsed_leases(session: Session, limit: int = 100) -> Sequence[Job]:
-    """Running jobs whose worker stopped renewing its lease (killed, or its machine lost)."""
-    query = select(Job).where(Job.status == RUNNING, Job.lease_expires_at < utcnow())
-    return session.scalars(query.order_by(Job.lease_expires_at).limit(limit)).all()
-
-
-def take_back_lapsed(session: Session, job_id: str, status: str, **values: Any) -> bool:
-    """Move a job off a lapsed lease (to `queued` again, or `failed`); False if its worker
-    renewed the lease meanwhile or someone else got there first."""
-    result = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == RUNNING, Job.lease_expires_at < utcnow())
-        .values(status=status, worker_id=None, lease_token=None, lease_expires_at=None, **values)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1
-
-
 def metric_rows(session: Session, job_id: str) -> Sequence[JobMetric]:
     query = select(JobMetric).where(JobMetric.job_id == job_id)
     return session.scalars(query.order_by(JobMetric.epoch, JobMetric.name)).all()
-
-
-def unsent_since(session: Session, before: datetime, limit: int = 500) -> Sequence[Job]:
-    """Queued jobs last sent to the broker before `before`, oldest first: their message may
-    be lost. Rows from before `enqueued_at` existed count as sent when created."""
-    sent_at = func.coalesce(Job.enqueued_at, Job.created_at)
-    query = select(Job).where(Job.status == QUEUED, sent_at < before)
-    return session.scalars(query.order_by(sent_at).limit(limit)).all()
-
-
-def count_queued(session: Session, queue: str) -> int:
-    query = select(func.count()).select_from(Job).where(Job.status == QUEUED, Job.queue == queue)
-    return session.scalar(query)
-
-
-def mark_resent(session: Session, job_id: str, before: datetime) -> bool:
-    """Stamp a queued job as sent now, unless someone did since `before` (another worker's
-    reconciler): only the one that stamped it sends the message."""
-    sent_at = func.coalesce(Job.enqueued_at, Job.created_at)
-    result = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == QUEUED, sent_at < before)
-        .values(enqueued_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1

@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from service.batch_predictions.execution import run_batch_prediction
 from tests.conftest import Api, Backend
 from tests.sample_data import csv_bytes, linear_regression, mixed_classification
-from tests.service.conftest import job_resources
-
-
-@pytest.fixture
-def run_batch(backend: Backend) -> Callable[..., str]:
-    """Run a queued batch prediction to its end in this process, as a worker would."""
-    return lambda batch_id, **kwargs: run_batch_prediction(
-        job_resources(backend), batch_id, **kwargs
-    )
 
 
 def _submit(api: Api, ref: str, **body) -> dict:

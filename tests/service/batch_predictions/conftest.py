@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from service.batch_predictions.execution import run_batch_prediction
+from tests.conftest import Backend
+from tests.service.conftest import job_resources
+
+
+@pytest.fixture
+def run_batch(backend: Backend) -> Callable[..., str]:
+    """Run a queued batch prediction to its end in this process, as a worker would."""
+    return lambda batch_id, **kwargs: run_batch_prediction(
+        job_resources(backend), batch_id, **kwargs
+    )

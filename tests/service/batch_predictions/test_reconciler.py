@@ -1,0 +1,197 @@
+"""The reconciler looks after batch predictions as it does jobs: one whose worker vanished goes
+back to the queue (or fails past the attempt limit), and one whose message was lost is sent
+again."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pyarrow.parquet as pq
+import pytest
+from sqlalchemy import update
+
+from service.batch_predictions import repository
+from service.batch_predictions.tables import BatchPrediction
+from service.core.database import create_session_factory, transaction, utcnow
+from service.jobs.reconciler import reconcile_lapsed_leases, resend_lost_messages
+from service.jobs.tables import Job
+from tests.conftest import Api, Backend
+from tests.sample_data import csv_bytes, mixed_classification
+
+
+@pytest.fixture
+def own_queue(backend: Backend) -> Iterator[str]:
+    """An empty queue of this test's own, so its message count means something; purged after."""
+    name = f"bp-{uuid.uuid4().hex[:8]}"
+    yield name
+    with backend.app.state.queue.celery.connection_for_write() as connection:
+        connection.default_channel.queue_purge(name)
+
+
+@pytest.fixture
+def batch(api: Api, trained_model_id: str) -> dict:
+    """A queued batch prediction over 50 rows with an id column."""
+    rows = {"id": [f"row-{i}" for i in range(50)], **mixed_classification(n=50, seed=5)}
+    dataset = api.upload(csv_bytes(rows), "rows.csv")
+    assert dataset.status_code == 201, dataset.text
+    response = api.post(
+        f"/v1/models/{trained_model_id}/batch-predictions",
+        json={"dataset_id": dataset.json()["id"]},
+    )
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def _set(backend: Backend, table, row_id: str, **values) -> None:
+    with transaction(backend.app.state.session_factory) as session:
+        session.execute(update(table).where(table.id == row_id).values(**values))
+
+
+def _claim_then_vanish(backend: Backend, batch_id: str, **values) -> None:
+    """A worker claims the run, writes some progress, and dies: its lease lapses."""
+    with transaction(backend.app.state.session_factory) as session:
+        assert repository.claim(session, batch_id, "worker-that-dies", 60)
+    _set(
+        backend,
+        BatchPrediction,
+        batch_id,
+        lease_expires_at=utcnow() - timedelta(seconds=1),
+        progress={"rows_done": 16, "rows_total": 50},
+        **values,
+    )
+
+
+def _reconcile(backend: Backend):
+    factory = create_session_factory(backend.app.state.db_engine)
+    return reconcile_lapsed_leases(factory, backend.app.state.queue, backend.settings)
+
+
+def _resend(backend: Backend) -> list[str]:
+    factory = create_session_factory(backend.app.state.db_engine)
+    return resend_lost_messages(factory, backend.app.state.queue, backend.settings)
+
+
+def test_a_batch_prediction_whose_worker_died_is_queued_again_and_then_finishes(
+    backend: Backend, api: Api, batch: dict, own_queue: str, run_batch
+) -> None:
+    _claim_then_vanish(backend, batch["id"], queue=own_queue)
+
+    report = _reconcile(backend)
+
+    assert batch["id"] in report.requeued
+    requeued = api.get(f"/v1/batch-predictions/{batch['id']}").json()
+    assert requeued["status"] == "queued"
+    # Its wake-up message went to its queue, for the next worker to take.
+    assert backend.app.state.queue.pending(own_queue) == 1
+
+    assert run_batch(batch["id"]) == "succeeded"
+    done = api.get(f"/v1/batch-predictions/{batch['id']}").json()
+    assert done["attempts"] == 2
+    assert done["progress"] == {"rows_done": 50, "rows_total": 50}
+    # Started over, not appended to what the dead worker did: every row once, in order.
+    result = pq.read_table(io.BytesIO(api.get(done["result_url"]).content))
+    assert result.column("id").to_pylist() == [f"row-{i}" for i in range(50)]
+
+
+def test_a_batch_prediction_that_lost_its_worker_too_often_fails_with_a_clear_error(
+    backend: Backend, api: Api, batch: dict, run_batch
+) -> None:
+    _claim_then_vanish(backend, batch["id"], attempts=backend.settings.max_attempts)
+
+    report = _reconcile(backend)
+
+    assert batch["id"] in report.failed
+    failed = api.get(f"/v1/batch-predictions/{batch['id']}").json()
+    assert failed["status"] == "failed"
+    assert failed["error"]["code"] == "worker_lost"
+    assert "batch prediction" in failed["error"]["message"]
+    assert str(backend.settings.max_attempts) in failed["error"]["message"]
+    assert failed["finished_at"] is not None
+    assert run_batch(batch["id"]) == "skipped"
+    assert api.get(f"/v1/batch-predictions/{batch['id']}/result").status_code == 409
+
+
+def test_a_batch_prediction_with_a_live_lease_is_left_alone(
+    backend: Backend, api: Api, batch: dict
+) -> None:
+    with transaction(backend.app.state.session_factory) as session:
+        assert repository.claim(session, batch["id"], "worker-alive", 60)
+
+    report = _reconcile(backend)
+
+    assert batch["id"] not in report.requeued + report.failed
+    assert api.get(f"/v1/batch-predictions/{batch['id']}").json()["status"] == "running"
+
+
+def test_a_queued_batch_prediction_whose_message_was_lost_is_sent_again_once(
+    backend: Backend, batch: dict, own_queue: str
+) -> None:
+    _set(
+        backend,
+        BatchPrediction,
+        batch["id"],
+        queue=own_queue,
+        enqueued_at=utcnow() - timedelta(hours=1),
+    )
+
+    resent = _resend(backend)
+    again = _resend(backend)
+
+    assert batch["id"] in resent
+    assert backend.app.state.queue.pending(own_queue) == 1
+    # Stamped as sent: not sent again before requeue_after_seconds.
+    assert batch["id"] not in again
+
+
+def test_a_jobs_waiting_message_does_not_hide_a_lost_batch_message_in_the_same_queue(
+    backend: Backend, batch: dict, dataset_id: str, submit, own_queue: str
+) -> None:
+    """Jobs and batch predictions share queues: one message waiting for a job is not the
+    message of the batch prediction queued beside it."""
+    job = submit(dataset_id)
+    _set(backend, Job, job["id"], queue=own_queue, enqueued_at=utcnow())
+    backend.app.state.queue.enqueue_training(job["id"], own_queue)
+    _set(
+        backend,
+        BatchPrediction,
+        batch["id"],
+        queue=own_queue,
+        enqueued_at=utcnow() - timedelta(hours=1),
+    )
+
+    resent = _resend(backend)
+
+    assert batch["id"] in resent
+    assert job["id"] not in resent
+    assert backend.app.state.queue.pending(own_queue) == 2
+
+
+def test_a_queued_batch_prediction_whose_message_is_still_waiting_is_not_sent_again(
+    backend: Backend, batch: dict, own_queue: str
+) -> None:
+    _set(
+        backend,
+        BatchPrediction,
+        batch["id"],
+        queue=own_queue,
+        enqueued_at=utcnow() - timedelta(hours=1),
+    )
+    backend.app.state.queue.enqueue_batch_prediction(batch["id"], own_queue)
+
+    resent = _resend(backend)
+
+    assert batch["id"] not in resent
+    assert backend.app.state.queue.pending(own_queue) == 1
+
+
+def test_a_submitted_batch_prediction_counts_as_sent_just_now(
+    backend: Backend, batch: dict
+) -> None:
+    with transaction(backend.app.state.session_factory) as session:
+        row = repository.get_any(session, batch["id"])
+        assert row is not None and row.enqueued_at is not None
+        assert utcnow() - row.enqueued_at < timedelta(minutes=1)
+    assert batch["id"] not in _resend(backend)
