@@ -10,6 +10,7 @@ from service.batch_predictions.router import model_router as batch_submit_router
 from service.batch_predictions.router import router as batch_predictions_router
 from service.core.database import create_db_engine, create_session_factory
 from service.core.errors import install_error_handlers
+from service.core.lookups import RecentLookups
 from service.core.queue import JobQueue, create_celery
 from service.core.settings import Settings, load_settings
 from service.core.store import Store
@@ -18,6 +19,7 @@ from service.health.router import router as health_router
 from service.jobs.router import router as jobs_router
 from service.models.cache import ModelCache
 from service.models.router import router as models_router
+from service.models.serving import ServingService
 from service.specs.router import router as specs_router
 
 API_VERSION = "0.1.0"
@@ -43,6 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_batch=settings.predict_max_batch,
         max_wait_ms=settings.predict_max_wait_ms,
     )
+    app.state.serving = ServingService(app.state.session_factory, app.state.model_cache, settings)
+    app.state.key_owners = RecentLookups(settings.lookup_cache_seconds)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
 
     install_error_handlers(app)

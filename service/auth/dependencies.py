@@ -4,22 +4,50 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
-from service.auth.service import authenticate, check_rate
+from service.auth.service import KeyOwner, authenticate, check_rate, find_key_owner, hash_secret
 from service.auth.tables import Project
 from service.core.deps import SessionDep
+from service.core.lookups import RecentLookups
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer ty_...`")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-def current_project(
-    request: Request,
-    session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Project:
+def current_project(request: Request, session: SessionDep, credentials: Credentials) -> Project:
     project, key = authenticate(session, credentials.credentials if credentials else None)
-    check_rate(request.app.state.rate_limiter, key)
+    check_rate(request.app.state.rate_limiter, key.id)
     return project
 
 
+async def get_key_owners(request: Request) -> RecentLookups[str, KeyOwner]:
+    return request.app.state.key_owners
+
+
+KeyOwnersDep = Annotated[RecentLookups[str, KeyOwner], Depends(get_key_owners)]
+
+
+async def remembered_key_owner(
+    request: Request, credentials: Credentials, owners: KeyOwnersDep
+) -> KeyOwner:
+    """The predict path's caller: a key seen recently is not looked up again (see
+    service/core/lookups.py); a new one is, off the event loop, with a session of its own."""
+    secret = credentials.credentials if credentials else None
+    digest = hash_secret(secret) if secret else ""
+    owner = owners.get(digest)
+    if owner is None:
+        generation = owners.generation
+        owner = await run_in_threadpool(_find_key_owner, request, secret)
+        owners.put(digest, owner, generation)
+    check_rate(request.app.state.rate_limiter, owner.key_id)
+    return owner
+
+
+def _find_key_owner(request: Request, secret: str | None) -> KeyOwner:
+    with request.app.state.session_factory() as session:
+        return find_key_owner(session, secret)
+
+
 CurrentProject = Annotated[Project, Depends(current_project)]
+KeyOwnerDep = Annotated[KeyOwner, Depends(remembered_key_owner)]

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service.auth import service
-from service.auth.dependencies import CurrentProject
+from service.auth.dependencies import CurrentProject, KeyOwnersDep
 from service.auth.schemas import KeyCreate, KeyCreated, KeyList, KeyOut
 from service.core.deps import SessionDep
 from service.core.schemas import error_responses
@@ -24,6 +24,8 @@ def list_keys(project: CurrentProject, session: SessionDep) -> KeyList:
 
 
 @router.delete("/{key_id}", operation_id="revoke_key", responses=error_responses(404, 409))
-def revoke_key(key_id: str, project: CurrentProject, session: SessionDep) -> KeyOut:
+def revoke_key(
+    key_id: str, project: CurrentProject, session: SessionDep, owners: KeyOwnersDep
+) -> KeyOut:
     """Revoke a key: it is refused from the next request on."""
-    return KeyOut.model_validate(service.revoke_key(session, project, key_id))
+    return KeyOut.model_validate(service.revoke_key(session, project, key_id, owners.clear))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
@@ -11,6 +13,7 @@ from service.auth import repository
 from service.auth.rate_limit import RateLimiter, retry_after_header
 from service.auth.tables import ApiKey, Project
 from service.core.database import utcnow
+from service.core.deps import after_commit
 from service.core.errors import Conflict, NotFound, RateLimited, Unauthorized
 
 KEY_PREFIX = "ty_"
@@ -45,8 +48,22 @@ def authenticate(session: Session, secret: str | None) -> tuple[Project, ApiKey]
     return project, key
 
 
-def check_rate(limiter: RateLimiter, key: ApiKey) -> None:
-    wait = limiter.acquire(key.id)
+@dataclass(frozen=True)
+class KeyOwner:
+    """Whose key a request carries: enough to scope it, with no database row attached, so
+    the predict path can keep it in memory (service/core/lookups.py)."""
+
+    project_id: str
+    key_id: str
+
+
+def find_key_owner(session: Session, secret: str | None) -> KeyOwner:
+    project, key = authenticate(session, secret)
+    return KeyOwner(project_id=project.id, key_id=key.id)
+
+
+def check_rate(limiter: RateLimiter, key_id: str) -> None:
+    wait = limiter.acquire(key_id)
     if wait > 0:
         raise RateLimited(
             f"too many requests for this API key; retry in {wait:.1f} s",
@@ -73,9 +90,13 @@ def list_keys(session: Session, project: Project) -> list[ApiKey]:
     return repository.list_keys(session, project.id)
 
 
-def revoke_key(session: Session, project: Project, key_id: str) -> ApiKey:
+def revoke_key(
+    session: Session, project: Project, key_id: str, forget_owners: Callable[[], None]
+) -> ApiKey:
     """Refused from the next request on. Revoking twice is not an error: the key stays off.
-    The last active key cannot be revoked, or nobody could reach the project again."""
+    The last active key cannot be revoked, or nobody could reach the project again.
+    `forget_owners` runs once the revocation is committed: it clears the key lookups the
+    predict path remembers."""
     key = repository.get_key(session, project.id, key_id)
     if key is None:
         raise NotFound(f"API key {key_id!r} not found")
@@ -85,4 +106,5 @@ def revoke_key(session: Session, project: Project, key_id: str) -> ApiKey:
             raise Conflict("this is the project's last active key; create another first")
         key.revoked_at = utcnow()
         session.flush()
+        after_commit(session, forget_owners)
     return key

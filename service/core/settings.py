@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     # forward pass, and how long the first request waits for company (0: only those queued).
     predict_max_batch: int = Field(default=256, ge=1)
     predict_max_wait_ms: float = Field(default=0.0, ge=0.0, le=1000.0)
+    # How long the predict path trusts a key or model reference it looked up. Changes made
+    # through this process apply at once; through another API process, within this time.
+    # 0 looks both up on every request.
+    lookup_cache_seconds: float = Field(default=1.0, ge=0.0, le=60.0)
 
     # Requests per second per API key (a token bucket of `rate_limit_burst`); 0 turns it off.
     # Off by default: predict callers in a request path set their own budget.

@@ -12,12 +12,15 @@ hears of its own mistakes only, with its own row numbers.
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
+
+from starlette.concurrency import run_in_threadpool
 
 from engine.errors import DataError, InvalidInstances
 from engine.inference import Predictor
@@ -45,9 +48,18 @@ class MicroBatcher:
         if len(instances) >= self.max_batch:
             # Already a batch of its own (and split into bounded forward passes).
             return self.predictor.predict(instances)
+        return self._queue(instances).result()
+
+    async def predict_async(self, instances: list[Any]) -> list[dict[str, Any]]:
+        """`predict` for the event loop: it waits without holding a thread."""
+        if len(instances) >= self.max_batch:
+            return await run_in_threadpool(self.predictor.predict, instances)
+        return await asyncio.wrap_future(self._queue(instances))
+
+    def _queue(self, instances: list[Any]) -> Future:
         request = _Request(instances)
         self._waiting.put(request)
-        return request.future.result()
+        return request.future
 
     def stop(self) -> None:
         self._waiting.put(_STOP)
@@ -71,7 +83,10 @@ class MicroBatcher:
                     break
                 batch.append(more)
                 rows += len(more.instances)
-            self._serve(batch)
+            # A caller that went away (its request was cancelled) gets no rows.
+            batch = [r for r in batch if r.future.set_running_or_notify_cancel()]
+            if batch:
+                self._serve(batch)
 
     def _serve(self, batch: list[_Request]) -> None:
         if len(batch) == 1:

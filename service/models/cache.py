@@ -60,6 +60,16 @@ class ModelCache:
         """Where predict requests for the model meet to share forward passes."""
         return self._load(model_id).batcher
 
+    def loaded_batcher(self, model_id: str) -> MicroBatcher | None:
+        """The batcher of a model already in memory, else None: never reads the store, so the
+        event loop may ask."""
+        with self._lock:
+            loaded = self._models.get(model_id)
+            if loaded is not None:
+                self._models.move_to_end(model_id)
+                return loaded.batcher
+        return None
+
     def _load(self, model_id: str) -> _Loaded:
         with self._lock:
             if model_id in self._models:

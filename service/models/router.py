@@ -10,11 +10,10 @@ from starlette.concurrency import run_in_threadpool
 
 from engine.export import ExportFormat
 from engine.spec import MODEL_NAME_PATTERN
-from service.auth.dependencies import CurrentProject
-from service.core.deps import SessionDep, SettingsDep, StoreDep
+from service.auth.dependencies import CurrentProject, KeyOwnerDep
+from service.core.deps import SessionDep, StoreDep
 from service.core.schemas import Page, error_responses
 from service.models import service
-from service.models.cache import ModelCache
 from service.models.payloads import decode_predict_body, predict_request_body
 from service.models.schemas import (
     AliasOut,
@@ -25,6 +24,7 @@ from service.models.schemas import (
     ModelVersionOut,
     PredictResponse,
 )
+from service.models.serving import ServingService
 
 # Every route here needs a key and validates its input.
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=error_responses(401, 422))
@@ -40,11 +40,13 @@ Limit = Annotated[int, Query(ge=1, le=200)]
 Offset = Annotated[int, Query(ge=0)]
 
 
-def get_model_cache(request: Request) -> ModelCache:
-    return request.app.state.model_cache
+# Dependencies of the predict path are `async def`: a plain `def` would cost each request a
+# hop to the threadpool and back.
+async def get_serving(request: Request) -> ServingService:
+    return request.app.state.serving
 
 
-ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]
+ServingDep = Annotated[ServingService, Depends(get_serving)]
 
 # Bodies past this size are decoded on a worker thread, not on the event loop.
 INLINE_DECODE_BYTES = 64 * 1024
@@ -88,9 +90,10 @@ def set_model_alias(
     body: AliasRequest,
     project: CurrentProject,
     session: SessionDep,
+    serving: ServingDep,
 ) -> AliasOut:
     """Point an alias (`production`, `staging`) at a version; `{name}@{alias}` follows it."""
-    return service.set_alias(session, project, name, alias, body.version)
+    return service.set_alias(session, project, name, alias, body.version, serving.refs.clear)
 
 
 @router.delete(
@@ -100,48 +103,44 @@ def set_model_alias(
     responses=error_responses(404),
 )
 def delete_model_alias(
-    name: str, alias: str, project: CurrentProject, session: SessionDep
+    name: str, alias: str, project: CurrentProject, session: SessionDep, serving: ServingDep
 ) -> Response:
-    service.delete_alias(session, project, name, alias)
+    service.delete_alias(session, project, name, alias, serving.refs.clear)
     return Response(status_code=204)
 
 
+# The predict path answers with JSON bytes it wrote itself (service/models/serving.py);
+# `response_model` documents their shape.
 @router.post(
     "/{ref:path}/predict",
     operation_id="predict",
+    response_model=PredictResponse,
     response_model_exclude_none=True,
     responses=error_responses(404, 413),
     openapi_extra=predict_request_body(),
 )
-def predict(
-    ref: Ref,
-    instances: Instances,
-    project: CurrentProject,
-    session: SessionDep,
-    cache: ModelCacheDep,
-    settings: SettingsDep,
-) -> PredictResponse:
+async def predict(
+    ref: Ref, instances: Instances, caller: KeyOwnerDep, serving: ServingDep
+) -> Response:
     """Predict from raw rows; the model replays its own preprocessing. The body may be
     `{"instances": [...]}`, an MLflow scoring payload or a CSV with a header row."""
-    return service.predict(session, cache, settings, project, ref, instances)
+    content = await serving.predict(caller.project_id, ref, instances)
+    return Response(content, media_type="application/json")
 
 
 @router.post(
     "/{ref:path}/encode",
     operation_id="encode",
+    response_model=EncodeResponse,
     responses=error_responses(404, 409, 413),
     openapi_extra=predict_request_body(),
 )
-def encode(
-    ref: Ref,
-    instances: Instances,
-    project: CurrentProject,
-    session: SessionDep,
-    cache: ModelCacheDep,
-    settings: SettingsDep,
-) -> EncodeResponse:
+async def encode(
+    ref: Ref, instances: Instances, caller: KeyOwnerDep, serving: ServingDep
+) -> Response:
     """Embeddings (the latent vector) from an autoencoder model, one per instance."""
-    return service.encode(session, cache, settings, project, ref, instances)
+    content = await serving.encode(caller.project_id, ref, instances)
+    return Response(content, media_type="application/json")
 
 
 @router.get(

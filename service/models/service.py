@@ -1,39 +1,32 @@
-"""Models: what succeeded jobs produced, registered as versions of a name, and predictions
-from them.
+"""Models: what succeeded jobs produced, registered as versions of a name, with aliases.
 
 A model is named by a reference: its id (`mdl_...`), `{name}/versions/{n}`, or
-`{name}@{alias}`. An alias is resolved on every request, so moving it takes effect at once.
+`{name}@{alias}`. Moving an alias takes effect on the next request (predictions are served by
+service/models/serving.py, which forgets what it remembered of aliases when one moves).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.artifacts import MODEL_FILES
-from engine.errors import DataError, InvalidInstances
 from engine.export import ExportFailed, export_model
-from engine.inference import Predictor
 from engine.spec import Spec
 from service.auth.tables import Project
 from service.core.database import utcnow
-from service.core.errors import Conflict, InvalidInput, NotFound, TooLarge, invalid_field
+from service.core.deps import after_commit
+from service.core.errors import Conflict, NotFound
 from service.core.schemas import Page
-from service.core.settings import Settings
 from service.core.store import Store
 from service.models import repository
-from service.models.cache import ModelCache
 from service.models.schemas import (
     AliasOut,
-    EncodeResponse,
     ModelNameOut,
     ModelVersionOut,
-    PredictResponse,
     SpecSummary,
 )
 from service.models.tables import Model, ModelAlias, model_file_key
@@ -53,13 +46,18 @@ def registered_name(spec: Spec, dataset_name: str) -> str:
 
 def resolve_model_ref(session: Session, project: Project, ref: str) -> Model:
     """The model a reference names: `mdl_...`, `{name}/versions/{n}` or `{name}@{alias}`."""
+    return find_model(session, project.id, ref)
+
+
+def find_model(session: Session, project_id: str, ref: str) -> Model:
+    """`resolve_model_ref` for a caller that holds only the project's id."""
     if "@" in ref:
         name, _, alias = ref.partition("@")
-        model = repository.get_by_alias(session, project.id, name, alias)
+        model = repository.get_by_alias(session, project_id, name, alias)
     elif match := _VERSION_REF.match(ref):
-        model = repository.get_version(session, project.id, match["name"], int(match["version"]))
+        model = repository.get_version(session, project_id, match["name"], int(match["version"]))
     else:
-        model = repository.get(session, project.id, ref)
+        model = repository.get(session, project_id, ref)
     if model is None:
         raise NotFound(
             f"model {ref!r} not found; a model is named by its id (mdl_...), "
@@ -125,7 +123,16 @@ def list_versions(
     return Page[ModelVersionOut](items=items, total=total, limit=limit, offset=offset)
 
 
-def set_alias(session: Session, project: Project, name: str, alias: str, version: int) -> AliasOut:
+def set_alias(
+    session: Session,
+    project: Project,
+    name: str,
+    alias: str,
+    version: int,
+    forget_refs: Callable[[], None],
+) -> AliasOut:
+    """`forget_refs` runs once the change is committed: it clears the references the predict
+    path remembers, so `{name}@{alias}` follows on the next request."""
     model = repository.get_version(session, project.id, name, version)
     if model is None:
         raise NotFound(f"model {name!r} has no version {version}")
@@ -134,6 +141,7 @@ def set_alias(session: Session, project: Project, name: str, alias: str, version
     except IntegrityError as exc:
         # Two first settings of one alias at once: the loser is told to try again.
         raise Conflict(f"alias {alias!r} of {name!r} was set meanwhile; try again") from exc
+    after_commit(session, forget_refs)
     return AliasOut(
         name=name, alias=alias, version=version, model_id=model.id, updated_at=row.updated_at
     )
@@ -153,45 +161,14 @@ def _point_alias(
     return row
 
 
-def delete_alias(session: Session, project: Project, name: str, alias: str) -> None:
+def delete_alias(
+    session: Session, project: Project, name: str, alias: str, forget_refs: Callable[[], None]
+) -> None:
     row = repository.get_alias(session, project.id, name, alias)
     if row is None:
         raise NotFound(f"model {name!r} has no alias {alias!r}")
     repository.delete_alias(session, row)
-
-
-def predict(
-    session: Session,
-    cache: ModelCache,
-    settings: Settings,
-    project: Project,
-    ref: str,
-    instances: list[Any],
-) -> PredictResponse:
-    model = _model_for(session, settings, project, ref, instances)
-    with _instance_errors():
-        # Concurrent requests for this model share forward passes (service/models/batching.py).
-        predictions = cache.batcher(model.id).predict(instances)
-    return PredictResponse(model_id=model.id, predictions=predictions)
-
-
-def encode(
-    session: Session,
-    cache: ModelCache,
-    settings: Settings,
-    project: Project,
-    ref: str,
-    instances: list[Any],
-) -> EncodeResponse:
-    model_id, predictor = _predictor(session, cache, settings, project, ref, instances)
-    if not predictor.can_encode:
-        raise Conflict(
-            f"model {model_id!r} has no encoder; embeddings come from autoencoder models",
-            details={"family": predictor.spec.model.family if predictor.spec.model else None},
-        )
-    with _instance_errors():
-        embeddings = predictor.encode(instances)
-    return EncodeResponse(model_id=model_id, embeddings=embeddings)
+    after_commit(session, forget_refs)
 
 
 def export(
@@ -205,39 +182,3 @@ def export(
     except ExportFailed as exc:
         raise Conflict(exc.message, code="export_failed") from exc
     return content, media_type, f"{model.name}-v{model.version}-{filename}"
-
-
-def _predictor(
-    session: Session,
-    cache: ModelCache,
-    settings: Settings,
-    project: Project,
-    ref: str,
-    instances: list[Any],
-) -> tuple[str, Predictor]:
-    """(the model id the reference names now, its predictor from the cache)."""
-    model = _model_for(session, settings, project, ref, instances)
-    return model.id, cache.get(model.id)
-
-
-def _model_for(
-    session: Session, settings: Settings, project: Project, ref: str, instances: list[Any]
-) -> Model:
-    """The model the reference names now, once the request's size is known to be allowed."""
-    model = resolve_model_ref(session, project, ref)
-    if len(instances) > settings.max_predict_rows:
-        raise TooLarge(
-            f"instances: {len(instances)} rows is over the limit of {settings.max_predict_rows}",
-            details=[{"field": "instances", "limit": settings.max_predict_rows}],
-        )
-    return model
-
-
-@contextmanager
-def _instance_errors() -> Iterator[None]:
-    try:
-        yield
-    except InvalidInstances as exc:
-        raise InvalidInput(exc.message, code="invalid_instances", details=exc.problems) from exc
-    except DataError as exc:
-        raise invalid_field("instances", exc.message, code="invalid_instances") from exc

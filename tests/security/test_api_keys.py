@@ -61,3 +61,20 @@ def test_a_key_name_is_validated(api: Api) -> None:
     response = api.post("/v1/keys", json={"name": ""})
     assert response.status_code == 422
     assert "name" in response.text
+
+
+def test_a_revoked_key_is_refused_on_the_next_predict(api: Api, trained_model_id: str) -> None:
+    # The predict path remembers keys it has seen (service/core/lookups.py); a revocation
+    # through this process must still apply at once.
+    created = api.post("/v1/keys", json={"name": "caller"}).json()
+    caller = Api(api.client, created["secret"])
+    url = f"/v1/models/{trained_model_id}/predict"
+    body = {"instances": [{"x1": 0.5, "x2": -1.0, "colour": "red"}]}
+    assert caller.post(url, json=body).status_code == 200
+
+    assert _delete(api, f"/v1/keys/{created['id']}").status_code == 200
+
+    refused = caller.post(url, json=body)
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "unauthorized"
+    assert api.post(url, json=body).status_code == 200

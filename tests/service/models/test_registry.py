@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 
 from client.sdk import ApiError, Client
 from engine.spec import Spec
+from service.app import create_app
 from service.models.service import registered_name
 from tests.conftest import Api, Backend
 
@@ -195,6 +196,21 @@ def test_moving_an_alias_takes_effect_on_the_next_request(api: Api, dataset_id: 
     after = predict(api, "mixed@production")
     assert after.status_code == 200, after.text
     assert after.json()["model_id"] == second
+
+
+def test_another_api_process_follows_a_moved_alias(
+    backend: Backend, api: Api, dataset_id: str, train
+) -> None:
+    """A second API process on the same database learns of the move from the database: at
+    once with `lookup_cache_seconds` = 0 (by default within a second)."""
+    first, second = train(dataset_id), train(dataset_id)
+    set_alias(api, "mixed", "production", 1)
+    settings = backend.settings.model_copy(update={"lookup_cache_seconds": 0})
+    with TestClient(create_app(settings)) as other_process:
+        elsewhere = Api(other_process, api.key)
+        assert predict(elsewhere, "mixed@production").json()["model_id"] == first
+        assert set_alias(api, "mixed", "production", 2).status_code == 200
+        assert predict(elsewhere, "mixed@production").json()["model_id"] == second
 
 
 def test_delete_alias(api: Api, dataset_id: str, train) -> None:

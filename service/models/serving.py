@@ -1,0 +1,99 @@
+"""The predict path, built for requests in other applications' request paths: no database
+session per request, no thread held while waiting, and the answer written straight to JSON.
+
+Which model a reference names is remembered for a moment (service/core/lookups.py; an alias
+moved through this process is forgotten at once). The model comes from the in-process cache
+and its micro-batcher (service/models/cache.py, batching.py), which runs the forward pass off
+the event loop. Only a first request (a key or reference not seen lately, a model not loaded
+yet) goes to the database or the store, on a worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+from sqlalchemy.orm import sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+from engine.errors import DataError, InvalidInstances
+from service.core.errors import Conflict, InvalidInput, TooLarge, invalid_field
+from service.core.lookups import RecentLookups
+from service.core.settings import Settings
+from service.models.cache import ModelCache
+from service.models.service import find_model
+
+
+class ServingService:
+    def __init__(self, session_factory: sessionmaker, cache: ModelCache, settings: Settings):
+        self.session_factory = session_factory
+        self.cache = cache
+        self.max_rows = settings.max_predict_rows
+        # (project id, reference) -> model id
+        self.refs: RecentLookups[tuple[str, str], str] = RecentLookups(
+            settings.lookup_cache_seconds
+        )
+
+    async def predict(self, project_id: str, ref: str, instances: list[Any]) -> bytes:
+        """`{"model_id", "predictions"}` as JSON: one prediction per instance, in order."""
+        model_id = await self.model_id(project_id, ref)
+        self._check_rows(instances)
+        batcher = self.cache.loaded_batcher(model_id) or await run_in_threadpool(
+            self.cache.batcher, model_id
+        )
+        with instance_errors():
+            # Concurrent requests for this model share forward passes.
+            predictions = await batcher.predict_async(instances)
+        return to_json({"model_id": model_id, "predictions": predictions})
+
+    async def encode(self, project_id: str, ref: str, instances: list[Any]) -> bytes:
+        """`{"model_id", "embeddings"}` from an autoencoder's encoder, one per instance."""
+        model_id = await self.model_id(project_id, ref)
+        self._check_rows(instances)
+        predictor = await run_in_threadpool(self.cache.get, model_id)
+        if not predictor.can_encode:
+            raise Conflict(
+                f"model {model_id!r} has no encoder; embeddings come from autoencoder models",
+                details={"family": predictor.spec.model.family if predictor.spec.model else None},
+            )
+        with instance_errors():
+            embeddings = await run_in_threadpool(predictor.encode, instances)
+        return to_json({"model_id": model_id, "embeddings": embeddings})
+
+    async def model_id(self, project_id: str, ref: str) -> str:
+        """The model the reference names now (404 when none)."""
+        key = (project_id, ref)
+        model_id = self.refs.get(key)
+        if model_id is None:
+            generation = self.refs.generation
+            model_id = await run_in_threadpool(self._find_model_id, project_id, ref)
+            self.refs.put(key, model_id, generation)
+        return model_id
+
+    def _find_model_id(self, project_id: str, ref: str) -> str:
+        with self.session_factory() as session:
+            return find_model(session, project_id, ref).id
+
+    def _check_rows(self, instances: list[Any]) -> None:
+        if len(instances) > self.max_rows:
+            raise TooLarge(
+                f"instances: {len(instances)} rows is over the limit of {self.max_rows}",
+                details=[{"field": "instances", "limit": self.max_rows}],
+            )
+
+
+def to_json(content: dict[str, Any]) -> bytes:
+    # NaN and infinities become null, as the response schemas' pydantic would write them.
+    return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+@contextmanager
+def instance_errors() -> Iterator[None]:
+    try:
+        yield
+    except InvalidInstances as exc:
+        raise InvalidInput(exc.message, code="invalid_instances", details=exc.problems) from exc
+    except DataError as exc:
+        raise invalid_field("instances", exc.message, code="invalid_instances") from exc
