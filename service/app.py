@@ -18,6 +18,7 @@ from service.datasets.router import router as datasets_router
 from service.health.router import router as health_router
 from service.jobs.router import router as jobs_router
 from service.models.cache import ModelCache
+from service.models.router import predict_router
 from service.models.router import router as models_router
 from service.models.serving import ServingService
 from service.specs.router import router as specs_router
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
 
     install_error_handlers(app)
+    app.include_router(predict_router)
     app.include_router(health_router)
     app.include_router(keys_router)
     app.include_router(datasets_router)

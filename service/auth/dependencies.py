@@ -21,25 +21,27 @@ def current_project(request: Request, session: SessionDep, credentials: Credenti
     return project
 
 
-async def get_key_owners(request: Request) -> RecentLookups[str, KeyOwner]:
+def get_key_owners(request: Request) -> RecentLookups[str, KeyOwner]:
     return request.app.state.key_owners
 
 
 KeyOwnersDep = Annotated[RecentLookups[str, KeyOwner], Depends(get_key_owners)]
 
+# What a route that authenticates with `remembered_key_owner` declares in OpenAPI.
+BEARER_SECURITY = [{"HTTPBearer": []}]
 
-async def remembered_key_owner(
-    request: Request, credentials: Credentials, owners: KeyOwnersDep
-) -> KeyOwner:
+
+async def remembered_key_owner(request: Request) -> KeyOwner:
     """The predict path's caller: a key seen recently is not looked up again (see
-    service/core/lookups.py); a new one is, off the event loop, with a session of its own."""
+    service/core/lookups.py); a new one is, off the event loop, with a session of its own.
+    Called by the route itself, not as a dependency (see service/models/router.py)."""
+    credentials = await bearer(request)
     secret = credentials.credentials if credentials else None
     digest = hash_secret(secret) if secret else ""
-    owner = owners.get(digest)
-    if owner is None:
-        generation = owners.generation
-        owner = await run_in_threadpool(_find_key_owner, request, secret)
-        owners.put(digest, owner, generation)
+    owners: RecentLookups[str, KeyOwner] = request.app.state.key_owners
+    owner = await owners.remembered(
+        digest, lambda: run_in_threadpool(_find_key_owner, request, secret)
+    )
     check_rate(request.app.state.rate_limiter, owner.key_id)
     return owner
 
@@ -50,4 +52,3 @@ def _find_key_owner(request: Request, secret: str | None) -> KeyOwner:
 
 
 CurrentProject = Annotated[Project, Depends(current_project)]
-KeyOwnerDep = Annotated[KeyOwner, Depends(remembered_key_owner)]

@@ -64,13 +64,9 @@ class ServingService:
 
     async def model_id(self, project_id: str, ref: str) -> str:
         """The model the reference names now (404 when none)."""
-        key = (project_id, ref)
-        model_id = self.refs.get(key)
-        if model_id is None:
-            generation = self.refs.generation
-            model_id = await run_in_threadpool(self._find_model_id, project_id, ref)
-            self.refs.put(key, model_id, generation)
-        return model_id
+        return await self.refs.remembered(
+            (project_id, ref), lambda: run_in_threadpool(self._find_model_id, project_id, ref)
+        )
 
     def _find_model_id(self, project_id: str, ref: str) -> str:
         with self.session_factory() as session:
