@@ -140,12 +140,17 @@ class TablePipeline(_PreprocessorPipeline):
         return [EmbeddedInput(*column) for column in self.preprocessor.embedded_columns()]
 
     def inputs(self, instances: Sequence[Any]) -> np.ndarray:
-        return self.preprocessor.transform(self.rows_to_table(instances))
+        return self.preprocessor.transform(self.rows_to_columns(instances))
 
-    def rows_to_table(self, instances: Sequence[Any]) -> pa.Table:
-        """Columns of typed arrays from JSON rows; every problem is named by row and column."""
+    def rows_to_columns(self, instances: Sequence[Any]) -> dict[str, np.ndarray | pa.Array]:
+        """Typed columns from JSON rows (numbers as float64 arrays with NaN for null, the
+        rest as Arrow strings); every problem is named by row and column.
+
+        Numbers skip Arrow: a predict batch is small, and each Arrow call would release the
+        GIL, which a busy event loop then holds for a switch interval before the batcher
+        gets it back."""
         problems: list[dict[str, str]] = []
-        columns: dict[str, pa.Array] = {}
+        columns: dict[str, np.ndarray | pa.Array] = {}
         for feature in self.preprocessor.features:
             numeric = isinstance(feature, NumericFeature)
             values = []
@@ -160,14 +165,19 @@ class TablePipeline(_PreprocessorPipeline):
                     problems.append({"field": field, "reason": reason})
                     continue
                 value = row[feature.name]
-                values.append(value if numeric or value is None else str(value))
+                if numeric:
+                    values.append(np.nan if value is None else float(value))
+                else:
+                    values.append(value if value is None else str(value))
             if len(problems) >= MAX_PROBLEMS:
                 break
             if not problems:
-                columns[feature.name] = pa.array(values, pa.float64() if numeric else pa.string())
+                columns[feature.name] = (
+                    np.array(values, dtype=np.float64) if numeric else pa.array(values, pa.string())
+                )
         if problems:
             raise InvalidInstances(problems[:MAX_PROBLEMS])
-        return pa.table(columns)
+        return columns
 
 
 def _cell_problem(row: Any, feature: Any, numeric: bool) -> str | None:

@@ -18,6 +18,7 @@ tensor the network was trained on.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -130,10 +131,11 @@ class Preprocessor:
             position += feature.width
         return found
 
-    def transform(self, table: pa.Table) -> np.ndarray:
-        """Raw columns -> float32 matrix [rows, input_dim]; missing, unseen and out-of-range
-        values are handled by the fitted rules."""
-        blocks = [_encode_feature(f, table.column(f.name)) for f in self.features]
+    def transform(self, table: pa.Table | Mapping[str, np.ndarray | pa.Array]) -> np.ndarray:
+        """Raw columns (a table, or predict's columns by name: numbers may be float64 arrays
+        with NaN for missing) -> float32 matrix [rows, input_dim]; missing, unseen and
+        out-of-range values are handled by the fitted rules."""
+        blocks = [_encode_feature(f, table[f.name]) for f in self.features]
         return np.concatenate(blocks, axis=1).astype(np.float32, copy=False)
 
     def encode_target(self, column: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -524,13 +526,17 @@ def pat_is_float(dtype: pa.DataType) -> bool:
     return pa.types.is_floating(dtype) or pa.types.is_decimal(dtype)
 
 
-def _as_float(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+def _as_float(column: pa.ChunkedArray | pa.Array | np.ndarray) -> np.ndarray:
+    if isinstance(column, np.ndarray):
+        return column
     if pa.types.is_temporal(column.type):
         column = column.cast(pa.int64())
     return column.cast(pa.float64()).to_numpy(zero_copy_only=False)
 
 
-def _numeric_values(feature: NumericFeature, column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+def _numeric_values(
+    feature: NumericFeature, column: pa.ChunkedArray | pa.Array | np.ndarray
+) -> np.ndarray:
     """Imputed and clipped, before scaling or binning."""
     values = _as_float(column)
     values = np.where(np.isnan(values), feature.fill, values)
@@ -548,7 +554,9 @@ def _category_codes(feature: CategoricalFeature, column: pa.ChunkedArray | pa.Ar
     return index.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64) + 1
 
 
-def _encode_feature(feature: Feature, column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+def _encode_feature(
+    feature: Feature, column: pa.ChunkedArray | pa.Array | np.ndarray
+) -> np.ndarray:
     if isinstance(feature, NumericFeature):
         values = _numeric_values(feature, column)
         if feature.edges is None:
@@ -582,8 +590,8 @@ def _one_hot(slots: np.ndarray, width: int) -> np.ndarray:
     return onehot
 
 
-def _missing(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    if column_kind(column.type) == "numeric":
+def _missing(column: pa.ChunkedArray | pa.Array | np.ndarray) -> np.ndarray:
+    if isinstance(column, np.ndarray) or column_kind(column.type) == "numeric":
         return np.isnan(_as_float(column)).astype(np.float32)
     return pc.is_null(column).to_numpy(zero_copy_only=False).astype(np.float32)
 
