@@ -1,7 +1,9 @@
 """Profile a Parquet table: per-column statistics, duplicates, warnings; and a target's view.
 
-The table profile reads one column at a time, so memory is about one column plus one 64-bit
-hash per row (for duplicate rows). The target profile works on a bounded random sample.
+The table profile is begun on the table's pieces while an upload is converted and finished
+from the stored file (`TableProfiler`), a few columns at a time, so memory is about a few
+columns plus one 64-bit hash per row (for duplicate rows). The target profile works on a
+bounded random sample.
 Everything returned is plain dataclasses of JSON-ready values.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Literal
@@ -37,6 +40,13 @@ LEAKAGE_CORRELATION = 0.99
 LEAKAGE_MUTUAL_INFORMATION = 0.95
 # A numeric target with at most this many distinct integer values is a set of classes.
 MAX_CLASSES = 20
+# Rows a stored file is profiled in at a time (profile_table).
+PROFILE_BATCH_ROWS = 1 << 16
+# Columns read back from the file at a time, per thread: every read walks each row group, so
+# reading a few together costs much less per column (memory: that many columns per thread).
+COLUMNS_PER_READ = 2
+# The row-hash code of a missing time.
+_NO_TIME = -(2**63)
 
 ColumnType = Literal["numeric", "categorical", "boolean", "text", "datetime"]
 
@@ -120,106 +130,334 @@ class TargetProfile:
 # --- table ------------------------------------------------------------------------------------
 
 
+class TableProfiler:
+    """A table's profile, begun on its pieces as they go by and finished from its Parquet file.
+
+    `add` takes each piece in order (an upload's, while it is converted): it hashes each row's
+    numeric, boolean and datetime values for the duplicate count and counts the booleans, so
+    those are not read again for it. `finish` reads back from the stored file only what needs
+    a whole column at once: numeric and datetime columns (sorted, for quantiles and distinct
+    counts), and text, which the file holds dictionary-encoded: its counts and row codes come
+    from the dictionary the Parquet writer built anyway, far cheaper than hashing every string
+    again on the way. Memory: one 64-bit hash per row, then COLUMNS_PER_READ columns per
+    thread.
+    """
+
+    def __init__(self, schema: pa.Schema | None = None) -> None:
+        """`schema` is the table's; without it, the first piece's."""
+        self.rows = 0
+        self._columns = _columns_for(schema) if schema is not None else None
+        self._row_hashes: list[np.ndarray] = []
+
+    def add(self, table: pa.Table) -> None:
+        """Take the next piece: the table's columns, or at least those hashed on the way."""
+        if self._columns is None:
+            self._columns = _columns_for(table.schema)
+        row_hash = np.zeros(table.num_rows, dtype=np.uint64)
+        for column in self._columns:
+            if column.hashed_on_the_way:
+                row_hash += column.add(table.column(column.name))
+        self._row_hashes.append(row_hash)
+        self.rows += table.num_rows
+
+    def finish(self, source: BinaryIO | str, threads: int = 2) -> TableProfile:
+        """The profile, reading what is left from `source`, the Parquet file of the pieces."""
+        if self._columns is None:  # no piece at all: a table with no rows
+            self._columns = _columns_for(pq.read_schema(source))
+            if hasattr(source, "seek"):
+                source.seek(0)
+        columns, rows = self._columns, self.rows
+        row_hash = np.concatenate(self._row_hashes) if self._row_hashes else np.zeros(0, np.uint64)
+        self._row_hashes = []
+        profiles = {c.index: c.profile(rows) for c in columns if not c.from_file}
+        from_file = [c for c in columns if c.from_file]
+        if from_file:
+            read = _column_reader(source, [c.name for c in from_file if isinstance(c, _TextColumn)])
+            lock = threading.Lock()
+
+            def add_share(start: int, share: np.ndarray) -> None:
+                with lock:  # a sum: the order the columns finish in does not matter
+                    row_hash[start : start + share.size] += share
+
+            def profile(group: list[_Column]) -> list[ColumnProfile]:
+                table = read([c.name for c in group])
+                results = []
+                for i, column in enumerate(group):
+                    values = table.column(i)
+                    results.append(column.profile_values(values, rows, add_share))
+                return results
+
+            groups = [
+                from_file[i : i + COLUMNS_PER_READ]
+                for i in range(0, len(from_file), COLUMNS_PER_READ)
+            ]
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                for group, results in zip(groups, pool.map(profile, groups), strict=True):
+                    for column, result in zip(group, results, strict=True):
+                        profiles[column.index] = result
+        row_hash.sort()
+        duplicates = rows - _distinct_sorted(row_hash) if rows else 0
+        ordered = [profiles[c.index] for c in columns]
+        warnings = [w for c in ordered for w in _column_warnings(c, rows)]
+        return TableProfile(
+            rows=rows, duplicate_rows=duplicates, columns=ordered, warnings=warnings
+        )
+
+
+def _column_reader(source: BinaryIO | str, text: list[str]) -> Callable[[list[str]], pa.Table]:
+    """A function reading whole columns of the Parquet file `source`, safe to call from
+    several threads. Text comes back dictionary-encoded, as it is stored: no string is built.
+
+    A path is opened once per thread, so reads run side by side; without pre-buffering (which
+    holds the byte ranges of every requested column chunk at once) and not memory-mapped
+    (mapped pages count as the process's memory). A file object is one position shared by
+    all, so its reads take turns."""
+    if isinstance(source, str):
+        local = threading.local()
+
+        def read_path(names: list[str]) -> pa.Table:
+            if not hasattr(local, "parquet"):
+                local.parquet = pq.ParquetFile(source, read_dictionary=text, pre_buffer=False)
+            return local.parquet.read(columns=names, use_threads=False)
+
+        return read_path
+    parquet = pq.ParquetFile(source, read_dictionary=text)
+    lock = threading.Lock()
+
+    def read_shared(names: list[str]) -> pa.Table:
+        with lock:
+            return parquet.read(columns=names, use_threads=False)
+
+    return read_shared
+
+
 def profile_table(source: BinaryIO | str, threads: int = 2) -> TableProfile:
-    """Profile the Parquet file `source`, one column at a time (`threads` at once)."""
+    """Profile the Parquet file `source` (one stored before uploads were profiled on the way):
+    the columns hashed on the way go through a TableProfiler a batch at a time, then it
+    finishes from the file."""
     schema = pq.read_schema(source)
     if hasattr(source, "seek"):
         source.seek(0)
-    text = [f.name for f in schema if pat.is_string(f.type) or pat.is_large_string(f.type)]
-    # Text columns come back dictionary-encoded, as they are stored: no string is built.
-    parquet = pq.ParquetFile(source, read_dictionary=text)
-    rows = parquet.metadata.num_rows
-    row_hash = np.zeros(rows, dtype=np.uint64)
-    lock = threading.Lock()
-
-    def profile(index: int) -> ColumnProfile:
-        f = schema.field(index)
-        with lock:
-            column = parquet.read(columns=[f.name], use_threads=False).column(0)
-        result, codes = _profile_column(f.name, column, rows)
-        mixed = _mix(codes, index)
-        with lock:
-            # A sum: the order the columns finish in does not matter.
-            np.add(row_hash, mixed, out=row_hash)
-        return result
-
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        columns = list(pool.map(profile, range(len(schema))))
-    duplicates = rows - _distinct_sorted(np.sort(row_hash)) if rows else 0
-    warnings = [w for c in columns for w in _column_warnings(c, rows)]
-    return TableProfile(rows=rows, duplicate_rows=duplicates, columns=columns, warnings=warnings)
+    profiler = TableProfiler(schema)
+    streamed = [c.name for c in _columns_for(schema) if c.hashed_on_the_way]
+    parquet = pq.ParquetFile(source)
+    for batch in parquet.iter_batches(
+        batch_size=PROFILE_BATCH_ROWS, columns=streamed, use_threads=False
+    ):
+        profiler.add(pa.Table.from_batches([batch]))
+    if hasattr(source, "seek"):
+        source.seek(0)
+    return profiler.finish(source, threads)
 
 
-def _profile_column(name: str, column: pa.ChunkedArray, rows: int) -> tuple[ColumnProfile, Any]:
-    """The column's profile and one uint64 code per row (equal values, equal codes)."""
-    dtype = column.type
-    if pat.is_dictionary(dtype):
-        return _profile_strings(name, column, rows)
+class _Column:
+    """One column's share of the profile, and of each row's hash (see `_mix`).
+
+    A column `hashed_on_the_way` gets each piece in `add`, which returns its share of those
+    rows' hashes. A column `from_file` is described by `profile_values` from the whole column,
+    which hands its share of the rows' hashes to `add_share(first_row, shares)` when it was
+    not hashed on the way; any other column, by `profile` from what `add` counted."""
+
+    hashed_on_the_way = True
+    from_file = False
+
+    def __init__(self, index: int, name: str, dtype: pa.DataType) -> None:
+        self.index = index
+        self.name = name
+        self.dtype = dtype
+
+    def add(self, values: pa.ChunkedArray) -> np.ndarray:
+        raise NotImplementedError
+
+    def profile(self, rows: int) -> ColumnProfile:
+        raise NotImplementedError
+
+    def profile_values(
+        self, values: pa.ChunkedArray, rows: int, add_share: Callable[[int, np.ndarray], None]
+    ) -> ColumnProfile:
+        raise NotImplementedError
+
+
+def _columns_for(schema: pa.Schema) -> list[_Column]:
+    return [_column_for(index, f) for index, f in enumerate(schema)]
+
+
+def _column_for(index: int, f: pa.Field) -> _Column:
+    dtype = f.type
+    if _is_text(dtype) or pat.is_dictionary(dtype):
+        return _TextColumn(index, f.name, dtype)
     if pat.is_integer(dtype) or pat.is_floating(dtype) or pat.is_decimal(dtype):
-        values = _as_float(column)
-        finite = np.sort(values[np.isfinite(values)])
-        unique = _distinct_sorted(finite)
-        stats = _numeric_sorted(finite)
-        profile = ColumnProfile(name, "numeric", str(dtype), rows - finite.size, unique, stats)
-        # -0.0 and 0.0 are one value; every NaN and missing value is one code.
-        codes = np.where(np.isnan(values), np.nan, values + 0.0).view(np.uint64)
-        return profile, codes
+        return _NumericColumn(index, f.name, dtype)
     if pat.is_boolean(dtype):
-        codes = pc.fill_null(pc.cast(column, pa.int8()), 2).to_numpy().astype(np.int64)
-        counts = np.bincount(codes, minlength=3)[:2]
+        return _BooleanColumn(index, f.name, dtype)
+    if pat.is_temporal(dtype):
+        return _DatetimeColumn(index, f.name, dtype)
+    if pat.is_null(dtype):
+        return _EmptyColumn(index, f.name, dtype)
+    raise DataError(f"column {f.name!r} has type {dtype}, which cannot be profiled")
+
+
+def _is_text(dtype: pa.DataType) -> bool:
+    return pat.is_string(dtype) or pat.is_large_string(dtype)
+
+
+class _NumericColumn(_Column):
+    """Hashed and its mean and variance taken on the way (merged piece by piece, as Chan et al.
+    do: as exact as one pass over the column); quantiles and the distinct count need every
+    value, sorted, so it is described from the file."""
+
+    from_file = True
+
+    def __init__(self, index: int, name: str, dtype: pa.DataType) -> None:
+        super().__init__(index, name, dtype)
+        self._count, self._mean, self._m2 = 0, 0.0, 0.0  # of the finite values
+
+    def add(self, values: pa.ChunkedArray) -> np.ndarray:
+        floats = _as_float(values)
+        finite = np.isfinite(floats)
+        all_finite = bool(finite.all())
+        self._add_moments(floats if all_finite else floats[finite])
+        codes = floats + 0.0  # -0.0 and 0.0 are one value
+        if not all_finite:
+            codes[np.isnan(codes)] = np.nan  # every NaN and missing value is one code
+        return _mix(codes.view(np.uint64), self.index, in_place=True)
+
+    def _add_moments(self, finite: np.ndarray) -> None:
+        n = finite.size
+        if n == 0:
+            return
+        mean = float(finite.mean())
+        m2 = float(np.square(finite - mean).sum())
+        total = self._count + n
+        delta = mean - self._mean
+        self._mean += delta * n / total
+        self._m2 += m2 + delta * delta * self._count * n / total
+        self._count = total
+
+    def profile_values(
+        self, values: pa.ChunkedArray, rows: int, add_share: Callable[[int, np.ndarray], None]
+    ) -> ColumnProfile:
+        finite = _finite_sorted(values)
+        stats = None
+        if finite.size:
+            std = math.sqrt(self._m2 / (finite.size - 1)) if finite.size > 1 else 0.0
+            stats = _numeric_sorted(finite, self._mean, std)
+        unique = _distinct_sorted(finite)
+        missing = rows - finite.size
+        return ColumnProfile(self.name, "numeric", str(self.dtype), missing, unique, stats)
+
+
+class _DatetimeColumn(_Column):
+    from_file = True  # the distinct count needs every value
+
+    def add(self, values: pa.ChunkedArray) -> np.ndarray:
+        ints = pc.fill_null(_temporal_ints(values), _NO_TIME).to_numpy()
+        return _mix(ints.view(np.uint64), self.index)
+
+    def profile_values(
+        self, values: pa.ChunkedArray, rows: int, add_share: Callable[[int, np.ndarray], None]
+    ) -> ColumnProfile:
+        missing = values.null_count
+        unique, stats = 0, None
+        if missing < rows:
+            ints = pc.fill_null(_temporal_ints(values), _NO_TIME).to_numpy()
+            unique = _distinct_sorted(np.sort(ints[ints != _NO_TIME]))
+            low, high = pc.min_max(values).values()
+            stats = DatetimeStats(_iso(low.as_py()), _iso(high.as_py()))
+        dtype = str(self.dtype)
+        return ColumnProfile(self.name, "datetime", dtype, missing, unique, datetime=stats)
+
+
+class _BooleanColumn(_Column):
+    def __init__(self, index: int, name: str, dtype: pa.DataType) -> None:
+        super().__init__(index, name, dtype)
+        self._counts = np.zeros(3, dtype=np.int64)  # False, True, missing
+        self._shares = _mix(np.arange(3, dtype=np.uint64), index, in_place=True)  # per value
+
+    def add(self, values: pa.ChunkedArray) -> np.ndarray:
+        codes = pc.fill_null(pc.cast(values, pa.int8()), 2).to_numpy()
+        self._counts += np.bincount(codes, minlength=3)
+        return self._shares[codes]
+
+    def profile(self, rows: int) -> ColumnProfile:
+        counts = self._counts[:2]
         tops = [ValueCount(bool(v), int(counts[v])) for v in np.argsort(-counts, kind="stable")]
         tops = [t for t in tops if t.count]
-        profile = ColumnProfile(
-            name, "boolean", str(dtype), column.null_count, len(tops), top_values=tops
+        missing = int(self._counts[2])
+        return ColumnProfile(
+            self.name, "boolean", str(self.dtype), missing, len(tops), top_values=tops
         )
-        return profile, codes.view(np.uint64)
-    if pat.is_temporal(dtype):
-        missing = column.null_count
-        ints = pc.fill_null(_temporal_ints(column), -(2**63)).to_numpy()
-        unique = _distinct_sorted(np.sort(ints[ints != -(2**63)])) if missing < rows else 0
-        stats = None
-        if missing < rows:
-            low, high = pc.min_max(column).values()
-            stats = DatetimeStats(_iso(low.as_py()), _iso(high.as_py()))
-        profile = ColumnProfile(name, "datetime", str(dtype), missing, unique, datetime=stats)
-        return profile, ints.view(np.uint64)
-    if pat.is_string(dtype) or pat.is_large_string(dtype):
-        return _profile_strings(name, pc.dictionary_encode(column), rows)
-    if pat.is_null(dtype):
-        # Every cell empty: nothing to describe beyond that; one code for every row.
-        return ColumnProfile(name, "categorical", str(dtype), rows, 0), np.zeros(rows, np.uint64)
-    raise DataError(f"column {name!r} has type {dtype}, which cannot be profiled")
 
 
-def _profile_strings(
-    name: str, column: pa.ChunkedArray, rows: int
-) -> tuple[ColumnProfile, np.ndarray]:
-    """A dictionary-encoded string column: counts per dictionary entry, no string compared."""
-    column = column.unify_dictionaries()
-    dictionary = column.chunk(0).dictionary if column.num_chunks else pa.array([], pa.string())
-    codes = np.concatenate(
-        [pc.fill_null(chunk.indices, -1).to_numpy().astype(np.int64) for chunk in column.chunks]
-        or [np.empty(0, np.int64)]
-    )
-    present_codes = codes[codes >= 0]
-    counts = np.bincount(present_codes, minlength=len(dictionary))
-    present = int(present_codes.size)
-    unique = int(np.count_nonzero(counts))
-    is_text = False
-    if present and unique / present > TEXT_UNIQUE_RATIO:
-        lengths = pc.utf8_length(dictionary).to_numpy(zero_copy_only=False)
-        is_text = float((lengths * counts).sum()) / present >= TEXT_MEAN_LENGTH
-    dtype = str(column.type.value_type)
-    profile = ColumnProfile(
-        name, "text" if is_text else "categorical", dtype, rows - present, unique
-    )
-    if not is_text:
-        order = np.lexsort((np.arange(counts.size), -counts))[:TOP_VALUES]
-        values = dictionary.take(pa.array(order)).to_pylist()
-        profile.top_values = [
-            ValueCount(v, int(counts[i])) for v, i in zip(values, order, strict=True) if counts[i]
-        ]
-    return profile, codes.view(np.uint64)
+class _EmptyColumn(_Column):
+    """Every cell empty: nothing to describe beyond that; one code for every row."""
+
+    def add(self, values: pa.ChunkedArray) -> np.ndarray:
+        return _mix(np.zeros(len(values), dtype=np.uint64), self.index, in_place=True)
+
+    def profile(self, rows: int) -> ColumnProfile:
+        return ColumnProfile(self.name, "categorical", str(self.dtype), rows, 0)
+
+
+class _TextColumn(_Column):
+    """Strings (or other dictionary-encoded values): counts per dictionary entry, read back
+    dictionary-encoded, so no string is compared."""
+
+    hashed_on_the_way = False
+    from_file = True
+
+    def profile_values(
+        self, values: pa.ChunkedArray, rows: int, add_share: Callable[[int, np.ndarray], None]
+    ) -> ColumnProfile:
+        if not pat.is_dictionary(values.type):
+            values = pc.dictionary_encode(values)
+        values = values.unify_dictionaries()
+        value_type = values.type.value_type
+        dictionary = values.chunk(0).dictionary if values.num_chunks else pa.array([], value_type)
+        # Each entry's share of the row hashes mixed once, then looked up per row: cheaper than
+        # mixing each row. Entry 0 is for missing values, so an entry is its index + 1.
+        shares = _mix(np.arange(len(dictionary) + 1, dtype=np.uint64), self.index, in_place=True)
+        counts = np.zeros(len(dictionary) + 1, dtype=np.int64)
+        start = 0
+        for chunk in values.chunks:  # a piece at a time: no temporary the size of the column
+            entries = pc.fill_null(chunk.indices, -1).to_numpy() + 1
+            counts += np.bincount(entries, minlength=counts.size)
+            add_share(start, shares[entries])
+            start += entries.size
+        counts = counts[1:]
+        present = int(counts.sum())
+        unique = int(np.count_nonzero(counts))
+        is_text = False
+        if present and unique / present > TEXT_UNIQUE_RATIO and _is_text(value_type):
+            lengths = pc.utf8_length(dictionary).to_numpy(zero_copy_only=False)
+            is_text = float((lengths * counts).sum()) / present >= TEXT_MEAN_LENGTH
+        kind: ColumnType = "text" if is_text else "categorical"
+        profile = ColumnProfile(self.name, kind, str(value_type), rows - present, unique)
+        if not is_text:
+            order = np.lexsort((np.arange(counts.size), -counts))[:TOP_VALUES]
+            tops = dictionary.take(pa.array(order, pa.int64())).to_pylist()
+            profile.top_values = [
+                ValueCount(v, int(counts[i])) for v, i in zip(tops, order, strict=True) if counts[i]
+            ]
+        return profile
+
+
+def _finite_sorted(values: pa.ChunkedArray) -> np.ndarray:
+    """The finite values as float64, sorted: missing values, NaN and infinities left out.
+
+    They are sorted in a buffer kept by the thread for the next column: a fresh one per column
+    costs a page fault per 4 KB, more than the copy into it."""
+    floats = _thread_buffer(len(values))
+    start = 0
+    for chunk in pc.cast(values, pa.float64(), safe=False).chunks:
+        part = chunk.to_numpy(zero_copy_only=False)  # missing values as NaN
+        floats[start : start + part.size] = part
+        start += part.size
+    # Sorted, NaN comes last and the infinities at either end: the finite values lie between.
+    floats.sort()
+    low = np.searchsorted(floats, -np.inf, side="right")
+    high = np.searchsorted(floats, np.inf, side="left")
+    return floats[low:high]
 
 
 def _distinct_sorted(values: np.ndarray) -> int:
@@ -228,11 +466,21 @@ def _distinct_sorted(values: np.ndarray) -> int:
     return 1 + int(np.count_nonzero(values[1:] != values[:-1]))
 
 
-def _numeric_sorted(values: np.ndarray) -> NumericStats | None:
-    """Statistics of sorted finite values; quantiles interpolate linearly, as numpy's do."""
+def _thread_buffer(size: int) -> np.ndarray:
+    """`size` float64 of scratch space, the same for each call on a thread (so, one at a time)."""
+    buffer = getattr(_buffers, "floats", None)
+    if buffer is None or buffer.size < size:
+        buffer = _buffers.floats = np.empty(size, dtype=np.float64)
+    return buffer[:size]
+
+
+_buffers = threading.local()
+
+
+def _numeric_sorted(values: np.ndarray, mean: float, std: float) -> NumericStats:
+    """Statistics of sorted finite values (some), with their `mean` and `std`; quantiles
+    interpolate linearly, as numpy's do."""
     n = values.size
-    if n == 0:
-        return None
     low, high = float(values[0]), float(values[-1])
     position = np.array(list(QUANTILES.values())) * (n - 1)
     below = np.floor(position).astype(np.int64)
@@ -248,16 +496,16 @@ def _numeric_sorted(values: np.ndarray) -> NumericStats | None:
     return NumericStats(
         min=low,
         max=high,
-        mean=float(values.mean()),
-        std=float(values.std(ddof=1)) if n > 1 else 0.0,
+        mean=mean,
+        std=std,
         quantiles={k: float(v) for k, v in zip(QUANTILES, quantiles, strict=True)},
         histogram=Histogram(edges=[float(e) for e in edges], counts=[int(c) for c in counts]),
     )
 
 
 def _as_float(column: pa.ChunkedArray) -> np.ndarray:
-    as_float = pc.cast(column, pa.float64(), safe=False)
-    return pc.fill_null(as_float, math.nan).to_numpy()
+    """float64 values, missing ones as NaN (a view of the column's buffer where it can be)."""
+    return pc.cast(column, pa.float64(), safe=False).to_numpy()
 
 
 def _top_values(column: pa.ChunkedArray, limit: int = TOP_VALUES) -> list[ValueCount]:
@@ -273,11 +521,12 @@ def _iso(value: Any) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
-def _mix(codes: np.ndarray, index: int) -> np.ndarray:
+def _mix(codes: np.ndarray, index: int, in_place: bool = False) -> np.ndarray:
     """One column's share of each row's hash: the code salted by the column's position, then
     multiply-xorshift-multiply (half of splitmix64's finaliser, in place: this runs on every
-    cell of the table), so that rows hash alike only when every column's value is alike."""
-    z = codes.astype(np.uint64, copy=True)
+    cell of the table), so that rows hash alike only when every column's value is alike.
+    `in_place` mixes `codes` itself (uint64, ours to change) rather than a copy."""
+    z = codes if in_place else codes.astype(np.uint64, copy=True)
     z ^= np.uint64((index + 1) * 0x9E3779B97F4A7C15 % 2**64)
     z *= np.uint64(0xBF58476D1CE4E5B9)
     z ^= z >> np.uint64(31)

@@ -143,12 +143,13 @@ async def receive_upload(
     store: Store,
     key: str,
     max_bytes: int,
-    on_file_data: Callable[[bytes, str | None], None] | None = None,
+    on_file_data: Callable[[list[bytes], str | None], None] | None = None,
 ) -> ReceivedFile:
     """Stream the multipart field `file` of `request` into `store` under `key`.
 
-    `on_file_data(data, filename)` sees the file's bytes too, in order, about a megabyte at a
-    time, on a worker thread (it may block: that slows the upload, not the event loop)."""
+    `on_file_data(chunks, filename)` sees the file's bytes too, in order, as lists of chunks
+    of about a megabyte in all, on a worker thread (it may block: that slows the upload, not
+    the event loop)."""
     content_type, params = parse_options_header(request.headers.get("content-type"))
     if content_type != b"multipart/form-data" or b"boundary" not in params:
         raise InvalidInput(
@@ -165,16 +166,18 @@ async def receive_upload(
     collector = _PartCollector(max_bytes)
     parser = MultipartParser(params[b"boundary"], collector.callbacks())
 
-    def write(data: bytes) -> None:
-        # Hashing releases the GIL: done here, off the event loop, like the write.
-        collector.digest.update(data)
-        sink.write(data)
+    def write(chunks: list[bytes]) -> None:
+        # Hashing releases the GIL: done here, off the event loop, like the write. The chunks
+        # stay as they came off the network: joining them would copy the whole upload.
+        for chunk in chunks:
+            collector.digest.update(chunk)
+            sink.write(chunk)
         if on_file_data is not None:
-            on_file_data(data, collector.result.filename)
+            on_file_data(chunks, collector.result.filename)
 
     async def flush() -> None:
-        data, collector.pending, collector.pending_bytes = b"".join(collector.pending), [], 0
-        await run_in_threadpool(write, data)
+        chunks, collector.pending, collector.pending_bytes = collector.pending, [], 0
+        await run_in_threadpool(write, chunks)
 
     with store.open_write(key) as sink:
         async for chunk in request.stream():

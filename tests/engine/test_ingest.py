@@ -316,3 +316,78 @@ def test_column_empty_in_the_first_piece_reports_the_type_it_has_later(monkeypat
     summary, table = _convert_with(raw, {"sparse": caught.value.widened})
     assert table.column("sparse").to_pylist()[-2:] == [None, 7]
     assert summary.columns[1].missing == 40
+
+
+# --- blocks: the pieces after the first are parsed in blocks, side by side ---------------------
+
+
+def _small_blocks(monkeypatch) -> None:
+    monkeypatch.setattr(ingest, "PIECE_BYTES", 1024)
+    monkeypatch.setattr(ingest, "BLOCK_BYTES", 64)
+
+
+def test_blocks_keep_rows_in_order_and_quoted_newlines_whole(monkeypatch):
+    _small_blocks(monkeypatch)
+    notes = [f"line {i}\nand more, {i}" if i % 3 else f"plain {i}" for i in range(300)]
+    raw = csv_bytes({"i": list(range(300)), "note": notes})
+
+    summary, table = _convert(raw)
+
+    assert summary.rows == 300
+    assert table.column("i").to_pylist() == list(range(300))
+    assert table.column("note").to_pylist() == notes
+
+
+def test_blocks_are_cut_only_after_whole_records(monkeypatch):
+    monkeypatch.setattr(ingest, "BLOCK_BYTES", 16)
+    buffer = b'a,"x\ny\nz"\n' * 20 + b'b,"cut off\n'
+
+    spans = ingest._record_blocks(buffer, quoted=True, at_end=False)
+
+    assert spans[0][0] == 0 and len(spans) > 1
+    assert all(end == start for (_, end), (start, _) in zip(spans, spans[1:], strict=False))
+    for _, end in spans:
+        assert buffer[end - 1 : end] == b"\n" and buffer.count(b'"', 0, end) % 2 == 0
+    assert spans[-1][1] == len(buffer) - len(b'b,"cut off\n')  # the open record waits
+
+
+def test_a_ragged_row_in_a_later_block_names_its_line(monkeypatch):
+    _small_blocks(monkeypatch)
+    raw = b"a,b,c\n" + b"1,2,3\n" * 300 + b"4,5,6,7\n" + b"1,2,3\n" * 10
+
+    with pytest.raises(DataError, match="^line 302: expected 3 fields, found 4$"):
+        _convert(raw)
+
+
+def test_a_late_decimal_in_a_later_block_names_its_line(monkeypatch):
+    _small_blocks(monkeypatch)
+    raw = b"n,s\n" + b"1,a\n" * 300 + b"2.5,b\n" + b"3,c\n" * 10
+
+    with pytest.raises(ingest.ColumnTypeConflict, match="^line 302: column 'n'"):
+        _convert(raw)
+
+
+def test_on_piece_sees_every_row_in_order(monkeypatch):
+    _small_blocks(monkeypatch)
+    data = mixed_classification(n=200)
+    pieces: list[pa.Table] = []
+    sink = io.BytesIO()
+
+    convert_to_parquet(io.BytesIO(csv_bytes(data)), "csv", sink, on_piece=pieces.append)
+
+    assert len(pieces) > 1
+    assert pa.concat_tables(pieces).equals(pq.read_table(io.BytesIO(sink.getvalue())))
+
+
+def test_pieces_are_gathered_into_fewer_row_groups(monkeypatch):
+    monkeypatch.setattr(ingest, "PIECE_BYTES", 256)
+    monkeypatch.setattr(ingest, "ROW_GROUP_BYTES", 2048)
+    pieces: list[pa.Table] = []
+    sink = io.BytesIO()
+
+    convert_to_parquet(
+        io.BytesIO(csv_bytes(mixed_classification(n=300))), "csv", sink, on_piece=pieces.append
+    )
+
+    groups = pq.ParquetFile(io.BytesIO(sink.getvalue())).metadata.num_row_groups
+    assert 1 < groups < len(pieces)

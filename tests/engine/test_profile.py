@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from dataclasses import asdict
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from engine.data.profile import profile_table, profile_target, table_profile_from_dict
+from engine.data import ingest
+from engine.data.ingest import convert_to_parquet
+from engine.data.profile import (
+    TableProfile,
+    TableProfiler,
+    profile_table,
+    profile_target,
+    table_profile_from_dict,
+)
+from tests.sample_data import csv_bytes
 
 
 def parquet(columns: dict[str, list], row_group_size: int | None = None) -> io.BytesIO:
@@ -112,7 +122,6 @@ def test_warnings_fire_on_built_columns_and_not_on_ordinary_ones():
 
 def test_profile_survives_its_json_form():
     profile = profile_table(parquet({"a": [1.0, 2.0, 2.0], "b": ["x", "y", "y"]}))
-    from dataclasses import asdict
 
     assert table_profile_from_dict(asdict(profile)) == profile
 
@@ -172,3 +181,71 @@ def test_target_features_use_a_bounded_sample():
 
     assert target.sample_rows == 100
     assert sum(c.count for c in target.classes) == 400  # class counts use every row
+
+
+# --- taken on the way ---------------------------------------------------------------------------
+
+
+def profile_on_the_way(raw: bytes, source_of) -> TableProfile:
+    """Convert the CSV `raw` in small pieces, profiling them as they go by, then finish the
+    profile from `source_of(parquet bytes)`."""
+    sink, profiler = io.BytesIO(), TableProfiler()
+    convert_to_parquet(io.BytesIO(raw), "csv", sink, on_piece=profiler.add)
+    return profiler.finish(source_of(sink.getvalue()))
+
+
+def assert_same_profile(got: TableProfile, expected: TableProfile) -> None:
+    """Equal, but the mean and spread: summed in other orders, they may differ in rounding."""
+    got_columns, expected_columns = by_name(got), by_name(expected)
+    for name, column in expected_columns.items():
+        other = got_columns[name]
+        if column.numeric is not None:
+            assert other.numeric.mean == pytest.approx(column.numeric.mean, rel=1e-12)
+            assert other.numeric.std == pytest.approx(column.numeric.std, rel=1e-12)
+            other.numeric.mean, other.numeric.std = column.numeric.mean, column.numeric.std
+    assert asdict(got) == asdict(expected)
+
+
+def mixed_columns(n: int = 600) -> dict[str, list]:
+    rng = np.random.default_rng(3)
+    return {
+        "x": [None if i % 7 == 0 else float(v) for i, v in enumerate(rng.normal(size=n))],
+        "k": rng.integers(0, 4, size=n).tolist(),
+        "colour": [None if i % 11 == 0 else ["red", "green", "blue"][i % 3] for i in range(n)],
+        "flag": [bool(v) for v in rng.random(n) < 0.3],
+        "day": [dt.date(2024, 1, 1) + dt.timedelta(days=i % 9) for i in range(n)],
+        "user": [f"u{i % 250}" for i in range(n)],
+    }
+
+
+def test_profile_taken_while_converting_is_the_profile_of_the_stored_file(monkeypatch):
+    monkeypatch.setattr(ingest, "PIECE_BYTES", 2048)  # many pieces, so many row groups
+    raw = csv_bytes(mixed_columns())
+
+    on_the_way = profile_on_the_way(raw, io.BytesIO)
+
+    sink = io.BytesIO()
+    convert_to_parquet(io.BytesIO(raw), "csv", sink)
+    assert_same_profile(on_the_way, profile_table(io.BytesIO(sink.getvalue())))
+
+
+def test_profile_finished_from_a_path_is_the_one_from_a_file_object(monkeypatch, tmp_path):
+    monkeypatch.setattr(ingest, "PIECE_BYTES", 2048)
+    raw = csv_bytes(mixed_columns())
+
+    def saved(data: bytes) -> str:
+        path = tmp_path / "table.parquet"
+        path.write_bytes(data)
+        return str(path)
+
+    assert profile_on_the_way(raw, saved) == profile_on_the_way(raw, io.BytesIO)
+
+
+def test_duplicates_count_every_column_however_it_is_hashed(monkeypatch):
+    # Numbers are hashed on the way, text from the file: a row repeats only if both repeat.
+    monkeypatch.setattr(ingest, "PIECE_BYTES", 64)
+    raw = csv_bytes({"n": [1, 1, 1, 2, 2, 2] * 10, "s": ["a", "a", "b", "a", "a", "b"] * 10})
+
+    profile = profile_on_the_way(raw, io.BytesIO)
+
+    assert (profile.rows, profile.duplicate_rows) == (60, 56)
