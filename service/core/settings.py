@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     # forward pass, and how long the first request waits for company (0: only those queued).
     predict_max_batch: int = Field(default=256, ge=1)
     predict_max_wait_ms: float = Field(default=0.0, ge=0.0, le=1000.0)
+    # Threads a forward pass may use in an API process. Default: one fewer than the cores, so
+    # the event loop keeps one: a pass split over every core stalls whenever the loop runs.
+    predict_threads: int | None = Field(default=None, ge=1)
     # How long the predict path trusts a key or model reference it looked up. Changes made
     # through this process apply at once; through another API process, within this time.
     # 0 looks both up on every request.
