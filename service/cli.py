@@ -139,6 +139,7 @@ def api(
         host=settings.host,
         port=settings.port,
         log_level="info",
+        access_log=settings.access_log,
         timeout_graceful_shutdown=10,
     )
 

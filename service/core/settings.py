@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # Threads a forward pass may use in an API process. Default: one fewer than the cores, so
     # the event loop keeps one: a pass split over every core stalls whenever the loop runs.
     predict_threads: int | None = Field(default=None, ge=1)
+    # A line per request from the HTTP server: off by default, as it costs every predict
+    # request about a tenth of its CPU (errors and jobs are logged either way).
+    access_log: bool = False
     # How long the predict path trusts a key or model reference it looked up. Changes made
     # through this process apply at once; through another API process, within this time.
     # 0 looks both up on every request.
