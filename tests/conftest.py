@@ -7,11 +7,13 @@ needs them fails with a clear message when they are down; none is skipped.
 from __future__ import annotations
 
 import os
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -161,3 +163,20 @@ def api(backend: Backend) -> Api:
 def other_api(backend: Backend) -> Api:
     """A second project, for isolation checks."""
     return Api(backend.client, backend.new_project_key())
+
+
+def at_once(count: int, call: Callable[[], Any]) -> list[Any]:
+    """`call()` from `count` threads released together (a race), and what each returned."""
+    barrier = threading.Barrier(count)
+    answers: list[Any] = []
+
+    def run() -> None:
+        barrier.wait()
+        answers.append(call())
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers

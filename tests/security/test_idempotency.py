@@ -4,8 +4,6 @@ resource the first request created."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from sqlalchemy import func, select
 
@@ -13,7 +11,7 @@ from service.core.database import transaction
 from service.idempotency import service as idempotency
 from service.idempotency.tables import IdempotencyKey
 from service.jobs.tables import Job
-from tests.conftest import Api, Backend
+from tests.conftest import Api, Backend, at_once
 from tests.sample_data import csv_bytes, linear_regression, mixed_classification
 
 SPEC = {"task": "classification", "target": "label", "training": {"epochs": 1}}
@@ -151,18 +149,7 @@ def test_an_upload_that_loses_the_race_returns_the_winner_and_keeps_nothing(
 
 
 def test_concurrent_requests_with_one_key_create_one_job(api: Api, dataset_id: str) -> None:
-    barrier = threading.Barrier(6)
-    answers: list = []
-
-    def post() -> None:
-        barrier.wait()
-        answers.append(_create_job(api, dataset_id, "stampede"))
-
-    threads = [threading.Thread(target=post) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    answers = at_once(6, lambda: _create_job(api, dataset_id, "stampede"))
     assert all(a.status_code in (200, 202) for a in answers), [a.text for a in answers]
     assert [a.status_code for a in answers].count(202) == 1
     assert len({a.json()["id"] for a in answers}) == 1

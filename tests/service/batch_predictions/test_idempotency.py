@@ -4,12 +4,10 @@ prediction the first request created."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from service.idempotency import service as idempotency
-from tests.conftest import Api, Backend
+from tests.conftest import Api, Backend, at_once
 from tests.sample_data import csv_bytes, mixed_classification
 
 
@@ -136,18 +134,7 @@ def test_a_request_that_loses_the_race_returns_the_winner_and_queues_nothing(
 def test_concurrent_requests_with_one_key_create_one_batch_prediction(
     api: Api, trained_model_id: str, dataset_id: str
 ) -> None:
-    barrier = threading.Barrier(6)
-    answers: list = []
-
-    def post() -> None:
-        barrier.wait()
-        answers.append(_create(api, trained_model_id, dataset_id, "stampede"))
-
-    threads = [threading.Thread(target=post) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    answers = at_once(6, lambda: _create(api, trained_model_id, dataset_id, "stampede"))
     assert all(a.status_code in (200, 202) for a in answers), [a.text for a in answers]
     assert [a.status_code for a in answers].count(202) == 1
     assert len({a.json()["id"] for a in answers}) == 1
