@@ -44,22 +44,14 @@ class MicroBatcher:
         self._thread = threading.Thread(target=self._serve_forever, daemon=True, name="batcher")
         self._thread.start()
 
-    def predict(self, instances: list[Any]) -> list[dict[str, Any]]:
+    async def predict_async(self, instances: list[Any]) -> list[dict[str, Any]]:
+        """This request's predictions; it waits for them without holding a thread."""
         if len(instances) >= self.max_batch:
             # Already a batch of its own (and split into bounded forward passes).
-            return self.predictor.predict(instances)
-        return self._queue(instances).result()
-
-    async def predict_async(self, instances: list[Any]) -> list[dict[str, Any]]:
-        """`predict` for the event loop: it waits without holding a thread."""
-        if len(instances) >= self.max_batch:
             return await run_in_threadpool(self.predictor.predict, instances)
-        return await asyncio.wrap_future(self._queue(instances))
-
-    def _queue(self, instances: list[Any]) -> Future:
         request = _Request(instances)
         self._waiting.put(request)
-        return request.future
+        return await asyncio.wrap_future(request.future)
 
     def stop(self) -> None:
         self._waiting.put(_STOP)

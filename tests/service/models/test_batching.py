@@ -3,6 +3,7 @@ one caller's bad row is its own 422, not its neighbours'."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -51,7 +52,7 @@ def test_queued_requests_share_one_forward_pass_and_get_their_own_rows(
     counting = CountingPredictor(predictor)
     batcher = MicroBatcher(counting, max_batch=256, max_wait_ms=0)
     with ThreadPoolExecutor(16) as pool:
-        futures = [pool.submit(batcher.predict, [row]) for row in INSTANCES[:16]]
+        futures = [pool.submit(asyncio.run, batcher.predict_async([row])) for row in INSTANCES[:16]]
         threading.Timer(0.3, counting.gate.set).start()
         results = [f.result(timeout=10) for f in futures]
     batcher.stop()
@@ -65,8 +66,8 @@ def test_a_bad_row_fails_only_its_own_request(backend: Backend, trained_model_id
     batcher = MicroBatcher(counting, max_batch=256, max_wait_ms=0)
     bad = [{"x1": "not a number", "x2": 1.0, "colour": "red"}]
     with ThreadPoolExecutor(4) as pool:
-        good = [pool.submit(batcher.predict, [row]) for row in INSTANCES[:3]]
-        wrong = pool.submit(batcher.predict, bad)
+        good = [pool.submit(asyncio.run, batcher.predict_async([row])) for row in INSTANCES[:3]]
+        wrong = pool.submit(asyncio.run, batcher.predict_async(bad))
         threading.Timer(0.3, counting.gate.set).start()
         assert all(len(f.result(timeout=10)) == 1 for f in good)
         with pytest.raises(InvalidInstances) as caught:
