@@ -53,7 +53,7 @@ def submit(
     earlier = idempotency.earlier_resource(session, project.id, kind, idempotency_key)
     if earlier is not None:
         return get(session, project, earlier), False
-    model = resolve_model_ref(session, project, ref)
+    model = resolve_model_ref(session, project.id, ref)
     dataset = get_dataset(session, project, dataset_id)
     if dataset.kind != "table":
         raise Conflict(

@@ -184,4 +184,4 @@ def export_model(
 @router.get("/{ref:path}", operation_id="get_model", responses=error_responses(404))
 def get_model(ref: Ref, project: CurrentProject, session: SessionDep) -> ModelOut:
     """One version's record."""
-    return ModelOut.model_validate(service.resolve_model_ref(session, project, ref))
+    return ModelOut.model_validate(service.resolve_model_ref(session, project.id, ref))

@@ -44,13 +44,8 @@ def registered_name(spec: Spec, dataset_name: str) -> str:
     return name or "model"
 
 
-def resolve_model_ref(session: Session, project: Project, ref: str) -> Model:
+def resolve_model_ref(session: Session, project_id: str, ref: str) -> Model:
     """The model a reference names: `mdl_...`, `{name}/versions/{n}` or `{name}@{alias}`."""
-    return find_model(session, project.id, ref)
-
-
-def find_model(session: Session, project_id: str, ref: str) -> Model:
-    """`resolve_model_ref` for a caller that holds only the project's id."""
     if "@" in ref:
         name, _, alias = ref.partition("@")
         model = repository.get_by_alias(session, project_id, name, alias)
@@ -175,7 +170,7 @@ def export(
     session: Session, store: Store, project: Project, ref: str, fmt: str
 ) -> tuple[bytes, str, str]:
     """The model the reference names, as one file: (content, media type, file name)."""
-    model = resolve_model_ref(session, project, ref)
+    model = resolve_model_ref(session, project.id, ref)
     files = {name: store.read_bytes(model_file_key(model.id, name)) for name in MODEL_FILES}
     try:
         content, media_type, filename = export_model(files, fmt)

@@ -23,7 +23,7 @@ from service.core.errors import Conflict, InvalidInput, TooLarge, invalid_field
 from service.core.lookups import RecentLookups
 from service.core.settings import Settings
 from service.models.cache import ModelCache
-from service.models.service import find_model
+from service.models.service import resolve_model_ref
 
 
 class ServingService:
@@ -70,7 +70,7 @@ class ServingService:
 
     def _find_model_id(self, project_id: str, ref: str) -> str:
         with self.session_factory() as session:
-            return find_model(session, project_id, ref).id
+            return resolve_model_ref(session, project_id, ref).id
 
     def _check_rows(self, instances: list[Any]) -> None:
         if len(instances) > self.max_rows:
