@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -140,19 +142,30 @@ class TablePipeline(_PreprocessorPipeline):
         return [EmbeddedInput(*column) for column in self.preprocessor.embedded_columns()]
 
     def inputs(self, instances: Sequence[Any]) -> np.ndarray:
-        return self.preprocessor.transform(self.rows_to_columns(instances))
+        return self.preprocessor.encode(*self.rows_to_columns(instances))
 
-    def rows_to_columns(self, instances: Sequence[Any]) -> dict[str, np.ndarray | pa.Array]:
-        """Typed columns from JSON rows (numbers as float64 arrays with NaN for null, the
-        rest as Arrow strings); every problem is named by row and column.
+    def rows_to_columns(self, instances: Sequence[Any]) -> tuple[np.ndarray, dict[str, pa.Array]]:
+        """From JSON rows: the numeric features' values (float64 [rows, numeric features],
+        NaN for null) and the other columns as Arrow strings. Every problem is named by row
+        and column.
 
         Numbers skip Arrow: a predict batch is small, and each Arrow call would release the
         GIL, which a busy event loop then holds for a switch interval before the batcher
         gets it back."""
+        names = self.preprocessor.plan.numeric_names
+        numbers = _plain_numbers(instances, names)
+        columns = self._checked_columns(instances, numbers_too=numbers is None)
+        if numbers is None:  # names is not empty
+            numbers = np.column_stack([columns.pop(name) for name in names])
+        return numbers, columns
+
+    def _checked_columns(self, instances: Sequence[Any], numbers_too: bool) -> dict[str, Any]:
         problems: list[dict[str, str]] = []
         columns: dict[str, np.ndarray | pa.Array] = {}
         for feature in self.preprocessor.features:
             numeric = isinstance(feature, NumericFeature)
+            if numeric and not numbers_too:
+                continue
             values = []
             for i, row in enumerate(instances):
                 reason = _cell_problem(row, feature, numeric)
@@ -178,6 +191,31 @@ class TablePipeline(_PreprocessorPipeline):
         if problems:
             raise InvalidInstances(problems[:MAX_PROBLEMS])
         return columns
+
+
+# What a numeric cell usually holds; a boolean, a string or a missing column takes the checks.
+PLAIN_NUMBER_TYPES = {float, int, type(None)}
+
+
+def _plain_numbers(instances: Sequence[Any], names: list[str]) -> np.ndarray | None:
+    """The numeric columns of every row in a few C-level calls, when each row is an object
+    holding each of them as a number or null (the usual case); None when some row needs the
+    cell-by-cell checks, which name the problem."""
+    if not names:
+        return np.empty((len(instances), 0))
+    row_values = itemgetter(*names)
+    try:
+        cells = [row_values(row) for row in instances]
+    except (KeyError, TypeError, IndexError):
+        return None
+    if len(names) == 1:
+        cells = [(cell,) for cell in cells]
+    if not set(map(type, chain.from_iterable(cells))) <= PLAIN_NUMBER_TYPES:
+        return None
+    try:
+        return np.array(cells, dtype=np.float64).reshape(len(instances), len(names))
+    except OverflowError:
+        return None
 
 
 def _cell_problem(row: Any, feature: Any, numeric: bool) -> str | None:
