@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from service.auth.rate_limit import RateLimiter
 from service.auth.router import router as keys_router
@@ -18,6 +19,7 @@ from service.datasets.router import router as datasets_router
 from service.health.router import router as health_router
 from service.jobs.router import router as jobs_router
 from service.models.cache import ModelCache
+from service.models.lane import PredictLane
 from service.models.router import predict_router
 from service.models.router import router as models_router
 from service.models.serving import ServingService
@@ -26,9 +28,15 @@ from service.specs.router import router as specs_router
 API_VERSION = "0.1.0"
 
 
+class TrainyardAPI(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Predict and encode are answered before the middleware stack and the router.
+        return PredictLane(super().build_middleware_stack())
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
-    app = FastAPI(
+    app = TrainyardAPI(
         title="Trainyard",
         version=API_VERSION,
         description="Train and serve deep-learning models over HTTP.",

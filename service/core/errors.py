@@ -92,17 +92,21 @@ def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return details
 
 
+def error_response(exc: TrainyardError) -> JSONResponse:
+    headers = None
+    if exc.status_code == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif isinstance(exc, RateLimited):
+        headers = {"Retry-After": exc.retry_after}
+    return JSONResponse(
+        error_body(exc.code, exc.message, exc.details), exc.status_code, headers=headers
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TrainyardError)
     async def _trainyard_error(_: Request, exc: TrainyardError) -> JSONResponse:
-        headers = None
-        if exc.status_code == 401:
-            headers = {"WWW-Authenticate": "Bearer"}
-        elif isinstance(exc, RateLimited):
-            headers = {"Retry-After": exc.retry_after}
-        return JSONResponse(
-            error_body(exc.code, exc.message, exc.details), exc.status_code, headers=headers
-        )
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -13,11 +13,11 @@ hears of its own mistakes only, with its own row numbers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 import time
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -29,7 +29,24 @@ from engine.inference import Predictor
 @dataclass
 class _Request:
     instances: list[Any]
-    future: Future = field(default_factory=Future)
+    # Set on its event loop: a thread-safe concurrent Future, chained to an asyncio one, costs
+    # a lone request another lock and another loop iteration on the way back.
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+
+    def answer(self, result: Any = None, error: BaseException | None = None) -> None:
+        # RuntimeError: its loop has closed, so nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(_settle, self.future, result, error)
+
+
+def _settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
+    if future.done():  # the caller went away
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 _STOP = object()
@@ -49,9 +66,10 @@ class MicroBatcher:
         if len(instances) >= self.max_batch:
             # Already a batch of its own (and split into bounded forward passes).
             return await run_in_threadpool(self.predictor.predict, instances)
-        request = _Request(instances)
+        loop = asyncio.get_running_loop()
+        request = _Request(instances, loop.create_future(), loop)
         self._waiting.put(request)
-        return await asyncio.wrap_future(request.future)
+        return await request.future
 
     def stop(self) -> None:
         self._waiting.put(_STOP)
@@ -76,7 +94,7 @@ class MicroBatcher:
                 batch.append(more)
                 rows += len(more.instances)
             # A caller that went away (its request was cancelled) gets no rows.
-            batch = [r for r in batch if r.future.set_running_or_notify_cancel()]
+            batch = [r for r in batch if not r.future.cancelled()]
             if batch:
                 self._serve(batch)
 
@@ -92,16 +110,18 @@ class MicroBatcher:
             return
         except BaseException as exc:  # every caller hears of it; the thread lives on
             for request in batch:
-                request.future.set_exception(exc)
+                request.answer(error=exc)
             return
         start = 0
         for request in batch:
             end = start + len(request.instances)
-            request.future.set_result(predictions[start:end])
+            request.answer(predictions[start:end])
             start = end
 
     def _serve_alone(self, request: _Request) -> None:
         try:
-            request.future.set_result(self.predictor.predict(request.instances))
+            predictions = self.predictor.predict(request.instances)
         except BaseException as exc:
-            request.future.set_exception(exc)
+            request.answer(error=exc)
+        else:
+            request.answer(predictions)

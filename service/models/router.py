@@ -30,8 +30,9 @@ from service.models.serving import ServingService
 
 # Every route here needs a key and validates its input.
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=error_responses(401, 422))
-# Predict and encode, the hot path: the app matches this router before all others, since
-# FastAPI tries routes in order and each miss costs every predict request.
+# Predict and encode, the hot path: the predict lane (lane.py) runs these routes' functions
+# before the app's middleware and router; the routes document them and serve them under a
+# root_path. Included first, as FastAPI tries routes in order.
 predict_router = APIRouter(
     prefix="/v1/models", tags=["models"], responses=error_responses(401, 422)
 )
@@ -65,10 +66,9 @@ class PredictCall:
 
 
 async def predict_call(request: Request) -> PredictCall:
-    """Everything predict and encode need, gathered in one dependency: FastAPI (0.165) spends
-    tens of microseconds solving each dependency, a cost every predict request would pay. The
-    key comes first, so an unknown caller's body is never read; OpenAPI hears of the key
-    through the routes' `openapi_extra`."""
+    """Everything predict and encode need, gathered in one dependency, which the predict lane
+    calls itself. The key comes first, so an unknown caller's body is never read; OpenAPI
+    hears of the key through the routes' `openapi_extra`."""
     caller = await remembered_key_owner(request)
     body = await request.body()
     content_type = request.headers.get("content-type")

@@ -86,3 +86,28 @@ def test_concurrent_predicts_over_http_agree_with_single_ones(
             pool.map(lambda row: api.post(url, json={"instances": [row]}).json(), INSTANCES)
         )
     assert_same_predictions([r["predictions"][0] for r in together], alone)
+
+
+def test_a_caller_that_went_away_gets_no_forward_pass(
+    backend: Backend, trained_model_id: str
+) -> None:
+    predictor = ModelCache(Store(backend.settings.effective_store_url)).get(trained_model_id)
+    counting = CountingPredictor(predictor)
+    batcher = MicroBatcher(counting, max_batch=256, max_wait_ms=0)
+
+    async def callers():
+        first = asyncio.ensure_future(batcher.predict_async(INSTANCES[:1]))  # held at the gate
+        await asyncio.sleep(0.2)
+        gone = asyncio.ensure_future(batcher.predict_async(INSTANCES[1:3]))
+        kept = asyncio.ensure_future(batcher.predict_async(INSTANCES[3:4]))
+        await asyncio.sleep(0.05)
+        gone.cancel()
+        counting.gate.set()
+        return await first, await kept, gone
+
+    first, kept, gone = asyncio.run(callers())
+    batcher.stop()
+    assert gone.cancelled()
+    assert len(first) == 1 and len(kept) == 1
+    # The two rows of the cancelled request were never computed.
+    assert counting.calls == [1, 1]
