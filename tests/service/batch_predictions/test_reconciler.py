@@ -50,6 +50,12 @@ def _set(backend: Backend, table, row_id: str, **values) -> None:
         session.execute(update(table).where(table.id == row_id).values(**values))
 
 
+def _sent_an_hour_ago(backend: Backend, batch_id: str, queue: str) -> None:
+    """Marked as sent to `queue` an hour ago: long enough that a missing message counts as
+    lost."""
+    _set(backend, BatchPrediction, batch_id, queue=queue, enqueued_at=utcnow() - timedelta(hours=1))
+
+
 def _claim_then_vanish(backend: Backend, batch_id: str, **values) -> None:
     """A worker claims the run, writes some progress, and dies: its lease lapses."""
     with transaction(backend.app.state.session_factory) as session:
@@ -129,13 +135,7 @@ def test_a_batch_prediction_with_a_live_lease_is_left_alone(
 def test_a_queued_batch_prediction_whose_message_was_lost_is_sent_again_once(
     backend: Backend, batch: dict, own_queue: str
 ) -> None:
-    _set(
-        backend,
-        BatchPrediction,
-        batch["id"],
-        queue=own_queue,
-        enqueued_at=utcnow() - timedelta(hours=1),
-    )
+    _sent_an_hour_ago(backend, batch["id"], own_queue)
 
     resent = _resend(backend)
     again = _resend(backend)
@@ -154,13 +154,7 @@ def test_a_jobs_waiting_message_does_not_hide_a_lost_batch_message_in_the_same_q
     job = submit(dataset_id)
     _set(backend, Job, job["id"], queue=own_queue, enqueued_at=utcnow())
     backend.app.state.queue.enqueue_training(job["id"], own_queue)
-    _set(
-        backend,
-        BatchPrediction,
-        batch["id"],
-        queue=own_queue,
-        enqueued_at=utcnow() - timedelta(hours=1),
-    )
+    _sent_an_hour_ago(backend, batch["id"], own_queue)
 
     resent = _resend(backend)
 
@@ -172,13 +166,7 @@ def test_a_jobs_waiting_message_does_not_hide_a_lost_batch_message_in_the_same_q
 def test_a_queued_batch_prediction_whose_message_is_still_waiting_is_not_sent_again(
     backend: Backend, batch: dict, own_queue: str
 ) -> None:
-    _set(
-        backend,
-        BatchPrediction,
-        batch["id"],
-        queue=own_queue,
-        enqueued_at=utcnow() - timedelta(hours=1),
-    )
+    _sent_an_hour_ago(backend, batch["id"], own_queue)
     backend.app.state.queue.enqueue_batch_prediction(batch["id"], own_queue)
 
     resent = _resend(backend)
