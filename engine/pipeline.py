@@ -96,11 +96,10 @@ class Pipeline(ABC):
 def class_probabilities(outputs: torch.Tensor) -> np.ndarray:
     """float64 [N, n_classes]; a single output is binary cross-entropy's logit of class 1
     (softmax over one output would always say 1.0)."""
-    outputs = outputs.double()
     if outputs.shape[1] == 1:
-        p1 = torch.sigmoid(outputs[:, 0])
+        p1 = torch.sigmoid(outputs[:, 0].double())
         return torch.stack([1 - p1, p1], dim=1).numpy()
-    return torch.softmax(outputs, dim=1).numpy()
+    return torch.softmax(outputs, dim=1, dtype=torch.float64).numpy()
 
 
 class _PreprocessorPipeline(Pipeline):

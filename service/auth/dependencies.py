@@ -35,8 +35,7 @@ async def remembered_key_owner(request: Request) -> KeyOwner:
     """The predict path's caller: a key seen recently is not looked up again (see
     service/core/lookups.py); a new one is, off the event loop, with a session of its own.
     Called by the route itself, not as a dependency (see service/models/router.py)."""
-    credentials = await bearer(request)
-    secret = credentials.credentials if credentials else None
+    secret = bearer_secret(request)
     digest = hash_secret(secret) if secret else ""
     owners: RecentLookups[str, KeyOwner] = request.app.state.key_owners
     owner = await owners.remembered(
@@ -44,6 +43,14 @@ async def remembered_key_owner(request: Request) -> KeyOwner:
     )
     check_rate(request.app.state.rate_limiter, owner.key_id)
     return owner
+
+
+def bearer_secret(request: Request) -> str | None:
+    """The key in `Authorization: Bearer <key>`, read as `bearer` reads it (None when absent or
+    another scheme), without the credentials model it builds: predict runs this per request."""
+    scheme, _, secret = (request.headers.get("authorization") or "").partition(" ")
+    secret = secret.strip()
+    return secret if secret and scheme.lower() == "bearer" else None
 
 
 def _find_key_owner(request: Request, secret: str | None) -> KeyOwner:

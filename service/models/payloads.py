@@ -60,7 +60,7 @@ def decode_predict_body(body: bytes, content_type: str | None) -> list[Any]:
 
 
 def decode_json(body: bytes) -> list[Any]:
-    if not body.strip():
+    if not body or body.isspace():
         raise PayloadError("body", "the body is empty")
     try:
         document = orjson.loads(body)
@@ -68,14 +68,14 @@ def decode_json(body: bytes) -> list[Any]:
         raise PayloadError("body", f"not valid JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise PayloadError("body", f"expected an object with one of {_keys()}")
-    present = [key for key in JSON_KEYS if key in document]
-    unknown = sorted(set(document) - set(JSON_KEYS))
-    if unknown:
-        raise PayloadError(unknown[0], f"unknown key; expected one of {_keys()}")
-    if len(present) != 1:
+    key = next(iter(document), None) if len(document) == 1 else None
+    if key not in JSON_KEYS:
+        unknown = sorted(set(document) - set(JSON_KEYS))
+        if unknown:
+            raise PayloadError(unknown[0], f"unknown key; expected one of {_keys()}")
+        present = [key for key in JSON_KEYS if key in document]
         found = "none" if not present else " and ".join(present)
         raise PayloadError("body", f"expected exactly one of {_keys()}, got {found}")
-    (key,) = present
     value = document[key]
     if key == "dataframe_split":
         return _split(value)

@@ -14,6 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 from torch import nn
 
 from engine.errors import SpecMismatch
+from engine.inference import EVAL_IDENTITIES, without_eval_identities
 from engine.models import (
     EmbeddedInput,
     build_model,
@@ -135,6 +136,25 @@ def test_each_family_builds_for_its_input_rank(task, model, input_shape, output_
 
     assert tuple(out.shape) == (4, *output_shape)
     out.sum().backward()  # every family trains end to end
+
+
+@pytest.mark.parametrize("task, model, input_shape, output_shape", CASES)
+def test_the_serving_network_computes_what_the_model_does_without_its_dropout(
+    task, model, input_shape, output_shape
+):
+    built = build_model(_spec(model, task), input_shape, 3).train(False)
+    keys = list(built.state_dict())
+    x = torch.randn(4, *input_shape).abs()
+
+    lean = without_eval_identities(built)
+
+    with torch.inference_mode():
+        assert torch.equal(lean(x), built(x))
+    sequential = [m for m in lean.modules() if type(m).forward is nn.Sequential.forward]
+    assert not any(isinstance(c, EVAL_IDENTITIES) for m in sequential for c in m.children())
+    # The model itself is untouched: it still saves and loads under its own keys.
+    assert list(built.state_dict()) == keys
+    assert all(p is q for p, q in zip(lean.parameters(), built.parameters(), strict=True))
 
 
 def test_an_int_input_is_a_rank_one_shape():

@@ -78,3 +78,26 @@ def test_a_revoked_key_is_refused_on_the_next_predict(api: Api, trained_model_id
     assert refused.status_code == 401
     assert refused.json()["error"]["code"] == "unauthorized"
     assert api.post(url, json=body).status_code == 200
+
+
+def test_predict_reads_the_authorization_header_as_every_other_route(
+    api: Api, trained_model_id: str
+) -> None:
+    # Predict parses the header itself (auth/dependencies.py: bearer_secret), not through
+    # FastAPI's HTTPBearer as the other routes do: both must accept and refuse alike.
+    url = f"/v1/models/{trained_model_id}/predict"
+    body = {"instances": [{"x1": 0.5, "x2": -1.0, "colour": "red"}]}
+    headers = {
+        "any case of the scheme, spaces around the key": f"bEaReR   {api.key} ",
+        "no header": None,
+        "another scheme": f"Basic {api.key}",
+        "the scheme alone": "Bearer",
+        "no scheme": api.key,
+        "a wrong key": "Bearer ty_" + "x" * 32,
+    }
+    for case, value in headers.items():
+        sent = {"Authorization": value} if value is not None else {}
+        predicted = api.client.post(url, json=body, headers=sent)
+        listed = api.client.get("/v1/keys", headers=sent)
+        assert predicted.status_code == listed.status_code, case
+        assert predicted.status_code == (200 if case.startswith("any case") else 401), case
