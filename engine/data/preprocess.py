@@ -181,7 +181,7 @@ class Preprocessor:
 
     @property
     def input_dim(self) -> int:
-        return sum(f.width for f in self.features)
+        return self.plan.width
 
     @property
     def output_dim(self) -> int:

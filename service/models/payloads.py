@@ -73,7 +73,7 @@ def decode_json(body: bytes) -> list[Any]:
         unknown = sorted(set(document) - set(JSON_KEYS))
         if unknown:
             raise PayloadError(unknown[0], f"unknown key; expected one of {_keys()}")
-        present = [key for key in JSON_KEYS if key in document]
+        present = [name for name in JSON_KEYS if name in document]
         found = "none" if not present else " and ".join(present)
         raise PayloadError("body", f"expected exactly one of {_keys()}, got {found}")
     value = document[key]
