@@ -93,6 +93,14 @@ def parse_wrk(out: str) -> dict[str, float]:
     }
 
 
+def single_row(instances: list[dict]) -> dict:
+    return {"instances": [instances[0]]}
+
+
+def auth_headers(key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
 def rows_ms(url: str, body: dict, headers: dict) -> float:
     best = float("inf")
     with httpx.Client(timeout=300) as http:
@@ -105,9 +113,10 @@ def rows_ms(url: str, body: dict, headers: dict) -> float:
 
 
 def warm(url: str, key: str | None, instances: list[dict]) -> None:
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    one = {"instances": [instances[0]]}
-    httpx.post(url, json=one, headers=headers, timeout=60).raise_for_status()  # loads the model
+    # The first request loads the model.
+    httpx.post(
+        url, json=single_row(instances), headers=auth_headers(key), timeout=60
+    ).raise_for_status()
 
 
 def single_row_latency(
@@ -116,7 +125,7 @@ def single_row_latency(
     """c1 p50 and p99 of each server, as medians of C1_ROUNDS short runs taken in turn: how
     fast this machine runs drifts over seconds (other tenants), and a c1 ratio between two
     runs taken a minute apart measured that drift as much as the servers."""
-    one = {"instances": [instances[0]]}
+    one = single_row(instances)
     runs: dict[str, list[dict]] = {name: [] for name in servers}
     for _ in range(C1_ROUNDS):
         for name, (url, key) in servers.items():
@@ -132,15 +141,13 @@ def single_row_latency(
 
 
 def under_load(url: str, key: str | None, instances: list[dict], seconds: int, scratch: Path):
-    one = {"instances": [instances[0]]}
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    c32 = run_wrk(url, one, 32, seconds, key, scratch)
+    c32 = run_wrk(url, single_row(instances), 32, seconds, key, scratch)
     big = {"instances": (instances * (10_000 // len(instances) + 1))[:10_000]}
     return {
         "c32_rps": c32["rps"],
         "c32_p50_ms": c32["p50_ms"],
         "c32_p99_ms": c32["p99_ms"],
-        "rows10k_ms": round(rows_ms(url, big, headers), 1),
+        "rows10k_ms": round(rows_ms(url, big, auth_headers(key)), 1),
         "errors": c32["errors"],
     }
 
