@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load as load_safetensors
 
+import engine.inference
 from engine.artifacts import MODEL_FILES, load_model
 from engine.data.preprocess import MAX_CATEGORIES
 from engine.errors import InvalidInstances, TrainingCancelled
@@ -362,3 +363,25 @@ def test_a_single_logit_output_gives_sigmoid_probabilities(classifier):
     p_second = predictions[0]["probabilities"][str(second)]
     assert p_second == pytest.approx(1 / (1 + np.exp(-2.0)))
     assert sum(predictions[1]["probabilities"].values()) == pytest.approx(1.0)
+
+
+def test_many_rows_run_as_forward_passes_of_bounded_size(classifier, monkeypatch):
+    predictor = Predictor.from_files(classifier.files())
+    rows = _rows(mixed_classification(), "label")[:20]
+    whole = predictor.predict(rows)
+    sizes: list[int] = []
+    network = predictor.network
+
+    def recording(inputs: torch.Tensor) -> torch.Tensor:
+        sizes.append(len(inputs))
+        return network(inputs)
+
+    predictor.network = recording
+    monkeypatch.setattr(engine.inference, "FORWARD_ROWS", 7)
+
+    chunked = predictor.predict(rows)
+
+    assert sizes == [7, 7, 6]
+    assert [p["label"] for p in chunked] == [p["label"] for p in whole]
+    for c, w in zip(chunked, whole, strict=True):
+        assert c["probabilities"] == pytest.approx(w["probabilities"], abs=1e-6)

@@ -111,3 +111,39 @@ def test_a_caller_that_went_away_gets_no_forward_pass(
     assert len(first) == 1 and len(kept) == 1
     # The two rows of the cancelled request were never computed.
     assert counting.calls == [1, 1]
+
+
+def test_a_forward_pass_holds_at_most_max_batch_rows(
+    backend: Backend, trained_model_id: str
+) -> None:
+    predictor = ModelCache(Store(backend.settings.effective_store_url)).get(trained_model_id)
+    counting = CountingPredictor(predictor)
+    batcher = MicroBatcher(counting, max_batch=4, max_wait_ms=0)
+    with ThreadPoolExecutor(10) as pool:
+        futures = [pool.submit(asyncio.run, batcher.predict_async([row])) for row in INSTANCES[:10]]
+        threading.Timer(0.3, counting.gate.set).start()
+        results = [f.result(timeout=10) for f in futures]
+    batcher.stop()
+    assert all(len(r) == 1 for r in results)
+    assert max(counting.calls) <= 4 and sum(counting.calls) == 10
+
+
+@pytest.mark.parametrize("max_wait_ms, passes", [(0, [1, 1]), (500, [2])])
+def test_max_wait_gathers_a_request_that_arrives_within_it(
+    backend: Backend, trained_model_id: str, max_wait_ms: float, passes: list[int]
+) -> None:
+    predictor = ModelCache(Store(backend.settings.effective_store_url)).get(trained_model_id)
+    counting = CountingPredictor(predictor)
+    counting.gate.set()  # nothing held: only the wait can gather
+    batcher = MicroBatcher(counting, max_batch=256, max_wait_ms=max_wait_ms)
+
+    async def two_callers():
+        first = asyncio.ensure_future(batcher.predict_async(INSTANCES[:1]))
+        await asyncio.sleep(0.1)
+        second = asyncio.ensure_future(batcher.predict_async(INSTANCES[1:2]))
+        return await first, await second
+
+    first, second = asyncio.run(two_callers())
+    batcher.stop()
+    assert len(first) == 1 and len(second) == 1
+    assert counting.calls == passes
