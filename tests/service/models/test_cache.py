@@ -3,11 +3,15 @@ memory budget that counts weights, least recently used out first."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import orjson
+
 from service.core.store import Store
 from service.models.cache import ModelCache, weight_bytes
+from service.models.serving import ServingService
 from tests.conftest import Api, Backend
 
 
@@ -66,3 +70,33 @@ def test_a_generous_budget_keeps_both(
     cache.get(trained_model_id)
     cache.get(other_id)
     assert trained_model_id in cache and other_id in cache
+
+
+def test_a_first_predict_loads_its_model_off_the_event_loop(
+    backend: Backend, trained_model_id: str
+) -> None:
+    class LoopWatchingStore(Store):
+        read_on_the_loop = False
+
+        def read_bytes(self, key: str) -> bytes:
+            try:
+                asyncio.get_running_loop()
+                LoopWatchingStore.read_on_the_loop = True
+            except RuntimeError:  # no loop in this thread: a worker thread
+                pass
+            return super().read_bytes(key)
+
+    cache = ModelCache(LoopWatchingStore(backend.settings.effective_store_url))
+    serving = ServingService(backend.app.state.session_factory, cache, backend.settings)
+
+    async def model_id(project_id: str, ref: str) -> str:  # the registry is not under test
+        return trained_model_id
+
+    serving.model_id = model_id
+    row = {"x1": 0.5, "x2": -1.0, "colour": "red"}
+    answer = orjson.loads(asyncio.run(serving.predict("any", trained_model_id, [row])))
+    cache.batcher(trained_model_id).stop()
+
+    assert len(answer["predictions"]) == 1
+    assert trained_model_id in cache
+    assert not LoopWatchingStore.read_on_the_loop
