@@ -44,24 +44,35 @@ class CountingPredictor:
         return self.predictor.predict(instances)
 
 
-def test_queued_requests_share_one_forward_pass_and_get_their_own_rows(
-    backend: Backend, trained_model_id: str
-) -> None:
-    predictor = ModelCache(Store(backend.settings.effective_store_url)).get(trained_model_id)
-    expected = [predictor.predict([row])[0] for row in INSTANCES[:16]]
-    counting = CountingPredictor(predictor)
-    batcher = MicroBatcher(counting, max_batch=256, max_wait_ms=0)
-    with ThreadPoolExecutor(16) as pool:
-        futures = [pool.submit(asyncio.run, batcher.predict_async([row])) for row in INSTANCES[:16]]
+@pytest.fixture
+def predictor(backend: Backend, trained_model_id: str):
+    """The trained model, loaded as the service loads it."""
+    return ModelCache(Store(backend.settings.effective_store_url)).get(trained_model_id)
+
+
+def one_row_each_queued_behind_the_gate(
+    batcher: MicroBatcher, counting: CountingPredictor, rows: list[dict]
+) -> list[list[dict]]:
+    """Each row as its own request, all sent while the first forward pass is held; the answers
+    once the gate opens. Stops the batcher."""
+    with ThreadPoolExecutor(len(rows)) as pool:
+        futures = [pool.submit(asyncio.run, batcher.predict_async([row])) for row in rows]
         threading.Timer(0.3, counting.gate.set).start()
         results = [f.result(timeout=10) for f in futures]
     batcher.stop()
+    return results
+
+
+def test_queued_requests_share_one_forward_pass_and_get_their_own_rows(predictor) -> None:
+    expected = [predictor.predict([row])[0] for row in INSTANCES[:16]]
+    counting = CountingPredictor(predictor)
+    batcher = MicroBatcher(counting, max_batch=256, max_wait_ms=0)
+    results = one_row_each_queued_behind_the_gate(batcher, counting, INSTANCES[:16])
     assert_same_predictions([r[0] for r in results], expected)
     assert len(counting.calls) < 16 and sum(counting.calls) == 16
 
 
-def test_a_bad_row_fails_only_its_own_request(backend: Backend, trained_model_id: str) -> None:
-    predictor = ModelCache(Store(backend.settings.effective_store_url)).get(trained_model_id)
+def test_a_bad_row_fails_only_its_own_request(predictor) -> None:
     counting = CountingPredictor(predictor)
     batcher = MicroBatcher(counting, max_batch=256, max_wait_ms=0)
     bad = [{"x1": "not a number", "x2": 1.0, "colour": "red"}]
@@ -88,10 +99,7 @@ def test_concurrent_predicts_over_http_agree_with_single_ones(
     assert_same_predictions([r["predictions"][0] for r in together], alone)
 
 
-def test_a_caller_that_went_away_gets_no_forward_pass(
-    backend: Backend, trained_model_id: str
-) -> None:
-    predictor = ModelCache(Store(backend.settings.effective_store_url)).get(trained_model_id)
+def test_a_caller_that_went_away_gets_no_forward_pass(predictor) -> None:
     counting = CountingPredictor(predictor)
     batcher = MicroBatcher(counting, max_batch=256, max_wait_ms=0)
 
@@ -113,26 +121,18 @@ def test_a_caller_that_went_away_gets_no_forward_pass(
     assert counting.calls == [1, 1]
 
 
-def test_a_forward_pass_holds_at_most_max_batch_rows(
-    backend: Backend, trained_model_id: str
-) -> None:
-    predictor = ModelCache(Store(backend.settings.effective_store_url)).get(trained_model_id)
+def test_a_forward_pass_holds_at_most_max_batch_rows(predictor) -> None:
     counting = CountingPredictor(predictor)
     batcher = MicroBatcher(counting, max_batch=4, max_wait_ms=0)
-    with ThreadPoolExecutor(10) as pool:
-        futures = [pool.submit(asyncio.run, batcher.predict_async([row])) for row in INSTANCES[:10]]
-        threading.Timer(0.3, counting.gate.set).start()
-        results = [f.result(timeout=10) for f in futures]
-    batcher.stop()
+    results = one_row_each_queued_behind_the_gate(batcher, counting, INSTANCES[:10])
     assert all(len(r) == 1 for r in results)
     assert max(counting.calls) <= 4 and sum(counting.calls) == 10
 
 
 @pytest.mark.parametrize("max_wait_ms, passes", [(0, [1, 1]), (500, [2])])
 def test_max_wait_gathers_a_request_that_arrives_within_it(
-    backend: Backend, trained_model_id: str, max_wait_ms: float, passes: list[int]
+    predictor, max_wait_ms: float, passes: list[int]
 ) -> None:
-    predictor = ModelCache(Store(backend.settings.effective_store_url)).get(trained_model_id)
     counting = CountingPredictor(predictor)
     counting.gate.set()  # nothing held: only the wait can gather
     batcher = MicroBatcher(counting, max_batch=256, max_wait_ms=max_wait_ms)
