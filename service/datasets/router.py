@@ -6,17 +6,15 @@ from fastapi import APIRouter, Query, Request, Response
 
 from service.auth.dependencies import CurrentProject
 from service.core.deps import SessionDep, SettingsDep, StoreDep
+from service.core.params import Limit, Offset
 from service.core.schemas import Page, error_responses
 from service.datasets import service
 from service.datasets.schemas import DatasetOut, DatasetProfileOut
-from service.datasets.upload import UPLOAD_OPENAPI
+from service.datasets.upload import UPLOAD_OPENAPI, UploadBody
 from service.idempotency.dependencies import IdempotencyKeyHeader
 
 # Every route here needs a key and validates its input.
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=error_responses(401, 422))
-
-Limit = Annotated[int, Query(ge=1, le=200)]
-Offset = Annotated[int, Query(ge=0)]
 
 
 @router.post(
@@ -45,8 +43,13 @@ async def upload_dataset(
 ) -> DatasetOut:
     """Upload a CSV, TSV, JSON Lines or Parquet file, NPZ arrays or a ZIP of images
     (multipart field `file`); it is streamed to the store, converted and profiled."""
+    body = UploadBody(
+        content_type=request.headers.get("content-type"),
+        content_length=request.headers.get("content-length"),
+        chunks=request.stream(),
+    )
     dataset, created = await service.upload_dataset(
-        request, session, store, settings, project, idempotency_key
+        body, session, store, settings, project, idempotency_key
     )
     if not created:
         response.status_code = 200

@@ -10,7 +10,6 @@ from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from fastapi import Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -50,7 +49,7 @@ from service.datasets.tables import (
     table_key,
     target_profile_key,
 )
-from service.datasets.upload import ReceivedFile, receive_upload
+from service.datasets.upload import ReceivedFile, UploadBody, receive_upload
 from service.idempotency import service as idempotency
 
 # A column whose type changes after the first piece is read again at most this many times.
@@ -58,7 +57,7 @@ MAX_TYPE_RETRIES = 3
 
 
 async def upload_dataset(
-    request: Request,
+    body: UploadBody,
     session: Session,
     store: Store,
     settings: Settings,
@@ -79,7 +78,7 @@ async def upload_dataset(
     live = LiveConversion(store, table_key(dataset_id), _table_limits(settings))
     try:
         received = await receive_upload(
-            request,
+            body,
             store,
             source_key(dataset_id),
             settings.max_upload_mb * 2**20,

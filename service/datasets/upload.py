@@ -8,10 +8,9 @@ stops at the size limit, so an oversized upload is refused without being buffere
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from fastapi import Request
 from python_multipart.multipart import (
     MultipartParseError,
     MultipartParser,
@@ -138,25 +137,35 @@ class _PartCollector:
             self.result.fields[self._field] = self._text.decode("utf-8", "replace")
 
 
+@dataclass(frozen=True)
+class UploadBody:
+    """An upload as the HTTP layer hands it over: its two headers and its body's chunks as
+    they come off the network."""
+
+    content_type: str | None
+    content_length: str | None
+    chunks: AsyncIterator[bytes]
+
+
 async def receive_upload(
-    request: Request,
+    body: UploadBody,
     store: Store,
     key: str,
     max_bytes: int,
     on_file_data: Callable[[list[bytes], str | None], None] | None = None,
 ) -> ReceivedFile:
-    """Stream the multipart field `file` of `request` into `store` under `key`.
+    """Stream the multipart field `file` of `body` into `store` under `key`.
 
     `on_file_data(chunks, filename)` sees the file's bytes too, in order, as lists of chunks
     of about a megabyte in all, on a worker thread (it may block: that slows the upload, not
     the event loop)."""
-    content_type, params = parse_options_header(request.headers.get("content-type"))
+    content_type, params = parse_options_header(body.content_type)
     if content_type != b"multipart/form-data" or b"boundary" not in params:
         raise InvalidInput(
             "send the dataset as multipart/form-data with the file in field 'file'",
             details=[{"field": FILE_FIELD, "reason": "expected multipart/form-data"}],
         )
-    declared = request.headers.get("content-length")
+    declared = body.content_length
     if declared and declared.isdigit() and int(declared) > max_bytes + ENVELOPE_BYTES:
         raise TooLarge(
             f"the upload is larger than the limit of {max_bytes // 2**20} MB",
@@ -180,7 +189,7 @@ async def receive_upload(
         await run_in_threadpool(write, chunks)
 
     with store.open_write(key) as sink:
-        async for chunk in request.stream():
+        async for chunk in body.chunks:
             try:
                 parser.write(chunk)
             except MultipartParseError as exc:
