@@ -9,22 +9,24 @@ from functools import cache
 from celery.exceptions import Reject
 from celery.signals import worker_ready, worker_shutting_down
 
-from service.batch_predictions.execution import run_batch_prediction
+from service.batch_predictions.prediction_run import run_batch_prediction
 from service.core.database import create_db_engine, create_session_factory
+from service.core.leased_run import WorkerResources
 from service.core.queue import BATCH_PREDICT_TASK, TRAIN_JOB_TASK, JobQueue, create_celery
+from service.core.reconciler import Reconciler
 from service.core.settings import load_settings
 from service.core.store import Store
-from service.jobs.execution import JobResources, run_training_job
-from service.jobs.reconciler import Reconciler
+from service.jobs.training_run import run_training_job
+from workers.work_kinds import WORK_KINDS
 
 settings = load_settings()
 celery_app = create_celery(settings)
 
 
 @cache
-def job_resources() -> JobResources:
+def worker_resources() -> WorkerResources:
     """Built once per worker process, on its first task."""
-    return JobResources(
+    return WorkerResources(
         session_factory=create_session_factory(create_db_engine(settings.effective_database_url)),
         store=Store(settings.effective_store_url),
         settings=settings,
@@ -37,22 +39,21 @@ def job_resources() -> JobResources:
 
 @worker_ready.connect
 def start_reconciler(**_: object) -> None:
-    """Every worker watches for jobs and batch predictions whose worker vanished or whose
-    message was lost; the updates are atomic, so several workers doing it at once is
-    harmless."""
-    resources = job_resources()
-    Reconciler(resources.session_factory, resources.queue, settings).start()
+    """Every worker watches for leased work whose worker vanished or whose message was lost;
+    the updates are atomic, so several workers doing it at once is harmless."""
+    resources = worker_resources()
+    Reconciler(WORK_KINDS, resources.session_factory, resources.queue, settings).start()
 
 
 @worker_shutting_down.connect
-def hand_back_running_job(**_: object) -> None:
-    """SIGTERM / Ctrl-C: the running job stops at its next step and goes back to the queue."""
-    job_resources().shutdown.set()
+def hand_back_running_work(**_: object) -> None:
+    """SIGTERM / Ctrl-C: the running work stops at its next step and goes back to the queue."""
+    worker_resources().shutdown.set()
 
 
 @celery_app.task(name=TRAIN_JOB_TASK)
 def train_job(job_id: str) -> str:
-    resources = job_resources()
+    resources = worker_resources()
     if resources.shutdown.is_set():
         # A stopping worker leaves new work to the others: the message goes back unclaimed.
         raise Reject("worker is shutting down", requeue=True)
@@ -61,7 +62,7 @@ def train_job(job_id: str) -> str:
 
 @celery_app.task(name=BATCH_PREDICT_TASK)
 def batch_predict(batch_id: str) -> str:
-    resources = job_resources()
+    resources = worker_resources()
     if resources.shutdown.is_set():
         raise Reject("worker is shutting down", requeue=True)
     return run_batch_prediction(resources, batch_id)

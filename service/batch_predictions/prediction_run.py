@@ -1,10 +1,9 @@
-"""Running a batch prediction on a worker: claim it, predict chunk by chunk, write the result.
+"""One batch prediction on a worker: claim it, predict chunk by chunk, write the result.
 
-The worker task calls `run_batch_prediction`. Every write is fenced by the lease token, and
-each chunk's progress write renews the lease, so a duplicate delivery does nothing and a
-worker that lost its lease changes nothing. The result appears in the store only whole. A
-run whose worker died is queued again by the reconciler (service/jobs/reconciler.py) and
-starts over from its first row.
+The claim, the kept lease, the fenced writes and the ends a run can come to are the leased-work
+kernel's (service/core/leased_run.py). The result appears in the store only whole. A run whose
+worker died is queued again by the reconciler and starts over from its first row; one whose
+worker stops is handed back and starts over on another.
 """
 
 from __future__ import annotations
@@ -15,18 +14,19 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from sqlalchemy.orm import Session
 
 from engine.artifacts import MODEL_FILES
 from engine.errors import EngineError
 from engine.inference import Predictor
 from engine.pipeline import TablePipeline
-from service.batch_predictions import repository
-from service.batch_predictions.tables import result_key
-from service.core.database import transaction
+from service.batch_predictions.repository import batch_predictions
+from service.batch_predictions.tables import BatchPrediction, result_key
+from service.core.leased_run import LeasedRun, WorkerResources, WorkStopped
+from service.core.leases import SUCCEEDED
+from service.core.queue import BATCH_PREDICT_TASK
 from service.datasets.service import read_table
 from service.datasets.tables import Dataset
-from service.jobs.execution import JobResources, retrying_write
-from service.jobs.tables import CANCELLED, FAILED, SUCCEEDED
 from service.models.tables import model_file_key
 
 log = logging.getLogger(__name__)
@@ -35,80 +35,77 @@ log = logging.getLogger(__name__)
 CHUNK_ROWS = 4096
 
 
-class _Stopped(Exception):
-    """The run was cancelled or its lease lost between chunks."""
+class BatchPredictionRun(LeasedRun):
+    repository = batch_predictions
+    task = BATCH_PREDICT_TASK
 
+    row: BatchPrediction
+    dataset: Dataset
 
-def run_batch_prediction(
-    resources: JobResources, batch_id: str, chunk_rows: int = CHUNK_ROWS
-) -> str:
-    """Run batch prediction `batch_id` if this worker can claim it; returns what happened."""
-    lease_seconds = resources.settings.lease_seconds
-    with transaction(resources.session_factory) as session:
-        token = repository.claim(session, batch_id, resources.worker_id, lease_seconds)
-        batch = repository.get_any(session, batch_id) if token else None
-        dataset = session.get(Dataset, batch.dataset_id) if batch else None
-    if token is None or batch is None or dataset is None:
-        log.info("batch prediction %s not claimed: finished or held by another worker", batch_id)
-        return "skipped"
+    def __init__(
+        self, resources: WorkerResources, row_id: str, chunk_rows: int = CHUNK_ROWS
+    ) -> None:
+        super().__init__(resources, row_id)
+        self.chunk_rows = chunk_rows
 
-    def finish(status: str, **values: Any) -> None:
-        retrying_write(
-            resources,
-            lambda session: repository.finish(session, batch_id, token, status, **values),
-        )
+    def claimed(self, session: Session) -> bool:
+        dataset = session.get(Dataset, self.row.dataset_id)
+        if dataset is None:
+            return False
+        self.dataset = dataset
+        return True
 
-    store = resources.store
-    key = result_key(batch_id, batch.format)
-    try:
+    def work(self) -> str:
+        batch, store = self.row, self.store
         predictor = Predictor.from_files(
             {name: store.read_bytes(model_file_key(batch.model_id, name)) for name in MODEL_FILES}
         )
-        table = read_table(store, dataset)
+        table = read_table(store, self.dataset)
         schema = result_schema(predictor, table, batch.id_column)
         total = table.num_rows
-
-        def record_progress(rows_done: int) -> None:
-            progress = {"rows_done": rows_done, "rows_total": total}
-            if not retrying_write(
-                resources,
-                lambda session: repository.record_progress(
-                    session, batch_id, token, progress, lease_seconds
-                ),
-            ):
-                raise _Stopped
-
-        # Renews the lease that loading the model and the data used, and shows a run that
-        # starts over (its first worker died) from its first row.
-        record_progress(0)
+        # Shows a run that starts over (its first worker died) from its first row.
+        self.record_progress(0, total)
+        key = result_key(batch.id, batch.format)
         with store.open_write(key) as sink:
             writer = _writer(sink, schema, batch.format)
             try:
-                for start in range(0, total, chunk_rows):
-                    rows = table.slice(start, chunk_rows)
+                for start in range(0, total, self.chunk_rows):
+                    rows = table.slice(start, self.chunk_rows)
                     predictions = predictor.predict(rows.to_pylist())
                     writer.write_table(result_chunk(schema, rows, predictions, batch.id_column))
-                    record_progress(start + rows.num_rows)
+                    self.record_progress(start + rows.num_rows, total)
                 if total == 0:
                     writer.write_table(schema.empty_table())
             finally:
                 writer.close()
-        finish(SUCCEEDED, result_key=key)
+        if not self.finish(SUCCEEDED, result_key=key):
+            return "lost"
         return SUCCEEDED
-    except _Stopped:
-        with transaction(resources.session_factory) as session:
-            cancelled = repository.is_cancel_requested(session, batch_id)
-        if cancelled:
-            finish(CANCELLED)
-            return CANCELLED
-        return "lost"
-    except EngineError as exc:
-        finish(FAILED, error_code=exc.code, error_message=exc.message)
-        return FAILED
-    except Exception as exc:
-        log.exception("batch prediction %s failed", batch_id)
-        finish(FAILED, error_code="internal_error", error_message=f"{type(exc).__name__}: {exc}")
-        return FAILED
+
+    def record_progress(self, rows_done: int, rows_total: int) -> None:
+        """Progress after a chunk; a cancel, a shutdown or a lost lease stops the run here."""
+        progress = {"rows_done": rows_done, "rows_total": rows_total}
+
+        def write(session: Session) -> bool:
+            if not batch_predictions.write_held(
+                session, self.row_id, self.token, progress=progress
+            ):
+                return False
+            # Read here too, not only by the lease keeper: a cancel stops the very next chunk.
+            if batch_predictions.is_cancel_requested(session, self.row_id):
+                self.keeper.cancel_requested = True
+            return True
+
+        self.write(write)
+        if self.should_stop():
+            raise WorkStopped
+
+
+def run_batch_prediction(
+    resources: WorkerResources, batch_id: str, chunk_rows: int = CHUNK_ROWS
+) -> str:
+    """Run batch prediction `batch_id` if this worker can claim it; returns what happened."""
+    return BatchPredictionRun(resources, batch_id, chunk_rows).execute()
 
 
 def result_schema(predictor: Predictor, table: pa.Table, id_column: str | None) -> pa.Schema:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated, BinaryIO
+from typing import BinaryIO
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import StreamingResponse
 
 from service.auth.dependencies import CurrentProject
 from service.batch_predictions import service
-from service.batch_predictions.schemas import BatchPredictionCreate, BatchPredictionOut, BatchStatus
+from service.batch_predictions.schemas import BatchPredictionCreate, BatchPredictionOut
 from service.core.deps import QueueDep, SessionDep, SettingsDep, StoreDep
+from service.core.leases import WorkStatus
+from service.core.params import Limit, Offset, Ref
 from service.core.schemas import Page, error_responses
 from service.idempotency.dependencies import IdempotencyKeyHeader
 
@@ -26,13 +28,6 @@ model_router = APIRouter(
     prefix="/v1/models", tags=["batch-predictions"], responses=error_responses(401, 422)
 )
 
-Ref = Annotated[
-    str,
-    Path(
-        description="A model: its id (`mdl_...`), `{name}/versions/{n}` or `{name}@{alias}`",
-        examples=["churn@production"],
-    ),
-]
 READ_CHUNK_BYTES = 1 << 20
 
 
@@ -85,9 +80,9 @@ def create_batch_prediction(
 def list_batch_predictions(
     project: CurrentProject,
     session: SessionDep,
-    status: BatchStatus | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    status: WorkStatus | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> Page[BatchPredictionOut]:
     return service.list_page(session, project, status, limit, offset)
 

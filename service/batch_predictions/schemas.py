@@ -5,7 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-BatchStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+from service.core.leases import WorkStatus
+
 ResultFormat = Literal["parquet", "csv"]
 
 
@@ -37,7 +38,7 @@ class BatchPredictionOut(BaseModel):
     dataset_id: str
     format: ResultFormat
     id_column: str | None
-    status: BatchStatus
+    status: WorkStatus
     attempts: int
     cancel_requested: bool
     progress: BatchProgress

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from engine.artifacts import PREPROCESS_FILE
 from engine.pipeline import TablePipeline, pipeline_from_dict
 from service.auth.tables import Project
-from service.batch_predictions import repository
+from service.batch_predictions.repository import batch_predictions
 from service.batch_predictions.schemas import (
     BatchError,
     BatchPredictionOut,
@@ -20,14 +20,14 @@ from service.batch_predictions.schemas import (
 from service.batch_predictions.tables import BatchPrediction
 from service.core.database import new_id, utcnow
 from service.core.deps import after_commit
-from service.core.errors import Conflict, NotFound, invalid_field
-from service.core.queue import JobQueue
+from service.core.errors import Conflict, found, invalid_field
+from service.core.leases import QUEUED, RUNNING, SUCCEEDED, request_cancel
+from service.core.queue import BATCH_PREDICT_TASK, JobQueue
 from service.core.schemas import Page
 from service.core.settings import Settings
 from service.core.store import Store
 from service.datasets.service import get_dataset
 from service.idempotency import service as idempotency
-from service.jobs.tables import CANCELLED, FINISHED, QUEUED, SUCCEEDED
 from service.models.service import resolve_model_ref
 from service.models.tables import model_file_key
 
@@ -87,7 +87,7 @@ def submit(
     winner = idempotency.claim(session, project.id, kind, idempotency_key, batch_id)
     if winner is not None:
         return get(session, project, winner), False
-    batch = repository.add(
+    batch = batch_predictions.add(
         session,
         BatchPrediction(
             id=batch_id,
@@ -103,24 +103,23 @@ def submit(
             enqueued_at=utcnow(),
         ),
     )
-    after_commit(session, lambda: queue.enqueue_batch_prediction(batch.id, batch.queue))
+    after_commit(session, lambda: queue.enqueue(BATCH_PREDICT_TASK, batch.id, batch.queue))
     return batch, True
 
 
 def get(session: Session, project: Project, batch_id: str) -> BatchPrediction:
-    batch = repository.get(session, project.id, batch_id)
-    if batch is None:
-        raise NotFound(f"batch prediction {batch_id!r} not found")
-    return batch
+    return found(
+        batch_predictions.get(session, project.id, batch_id), batch_predictions.noun, batch_id
+    )
 
 
 def list_page(
     session: Session, project: Project, status: str | None, limit: int, offset: int
 ) -> Page[BatchPredictionOut]:
-    rows = repository.list_page(session, project.id, status, limit, offset)
+    rows = batch_predictions.list_page(session, project.id, status, limit, offset)
     return Page[BatchPredictionOut](
         items=[batch_out(b) for b in rows],
-        total=repository.count(session, project.id, status),
+        total=batch_predictions.count(session, project.id, status),
         limit=limit,
         offset=offset,
     )
@@ -129,15 +128,7 @@ def list_page(
 def cancel(session: Session, project: Project, batch_id: str) -> BatchPrediction:
     """A queued run is cancelled at once; a running one stops after its current chunk."""
     batch = get(session, project, batch_id)
-    if batch.status in FINISHED:
-        raise Conflict(
-            f"batch prediction {batch_id!r} is already {batch.status}; only queued or running "
-            "ones can be cancelled",
-            details={"status": batch.status},
-        )
-    batch.cancel_requested = True
-    if batch.status == QUEUED:
-        batch.status = CANCELLED
+    request_cancel(batch, batch_predictions.noun)
     session.flush()
     return batch
 
@@ -150,7 +141,7 @@ def open_result(
     if batch.status != SUCCEEDED or batch.result_key is None:
         hint = {
             QUEUED: "it is queued; poll GET /v1/batch-predictions/{id} until it has succeeded",
-            "running": "it is still running; poll GET /v1/batch-predictions/{id} until it has "
+            RUNNING: "it is still running; poll GET /v1/batch-predictions/{id} until it has "
             "succeeded",
         }.get(batch.status, "it has no result")
         raise Conflict(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+T = TypeVar("T")
 
 
 class TrainyardError(Exception):
@@ -42,6 +44,13 @@ class Unauthorized(TrainyardError):
 class NotFound(TrainyardError):
     status_code = 404
     code = "not_found"
+
+
+def found(row: T | None, noun: str, row_id: str) -> T:
+    """`row`, or a 404 naming what was looked for (`job 'job_1' not found`)."""
+    if row is None:
+        raise NotFound(f"{noun} {row_id!r} not found")
+    return row
 
 
 class Conflict(TrainyardError):

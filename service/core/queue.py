@@ -1,7 +1,7 @@
 """The Celery side the service needs: one configuration for producer and workers, and
 `JobQueue`, which sends wake-ups by task name (the service never imports worker code).
 
-The database is the source of truth for jobs; a message only says "look at job X".
+The database is the source of truth for leased work; a message only says "look at row X".
 """
 
 from __future__ import annotations
@@ -73,11 +73,10 @@ class JobQueue:
     def __init__(self, celery: Celery) -> None:
         self.celery = celery
 
-    def enqueue_training(self, job_id: str, queue: str) -> None:
-        self.celery.send_task(TRAIN_JOB_TASK, args=[job_id], queue=queue)
-
-    def enqueue_batch_prediction(self, batch_id: str, queue: str) -> None:
-        self.celery.send_task(BATCH_PREDICT_TASK, args=[batch_id], queue=queue)
+    def enqueue(self, task: str, row_id: str, queue: str) -> None:
+        """Wake a worker on `queue` to run `task` (one of the task names above) for the row
+        `row_id`; the row itself says what to do."""
+        self.celery.send_task(task, args=[row_id], queue=queue)
 
     def pending(self, queue: str) -> int | None:
         """Messages waiting in `queue` (not those a worker holds); None if the broker can't

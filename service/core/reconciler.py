@@ -1,6 +1,6 @@
-"""The database is the source of truth: work whose worker vanished, or whose message the
-broker lost, goes back to the queue. Work is a training job or a batch prediction: both hold
-leases (service/core/leases.py) and the reconciler treats them alike.
+"""The database is the source of truth: leased work whose worker vanished, or whose message
+the broker lost, goes back to the queue. Every kind of leased work (service/core/leases.py) is
+treated alike; the worker names the kinds it runs.
 
 A worker that is killed (SIGKILL, OOM, a lost machine) stops renewing its lease. Once the
 lease lapses the row is queued again and the next worker runs it (a job resumes from its
@@ -18,48 +18,36 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.batch_predictions.tables import BatchPrediction
-from service.core import leases
 from service.core.database import transaction, utcnow
+from service.core.leases import FAILED, QUEUED, LeasedWorkRepository
 from service.core.queue import JobQueue
 from service.core.settings import Settings
-from service.jobs.tables import FAILED, QUEUED, Job
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class LeasedWork:
-    """A kind of leased row the reconciler looks after."""
+    """A kind of leased row the reconciler looks after: its queries, and the task its
+    wake-up message names."""
 
-    # What a user calls it, in the error of a row that lost its worker too often.
-    noun: str
-    table: Any
-    # Sends the row's wake-up message: (queue, row id, queue name).
-    send: Callable[[JobQueue, str, str], None]
+    repository: LeasedWorkRepository[Any]
+    task: str
 
-
-TRAINING_JOBS = LeasedWork(
-    "job", Job, lambda queue, job_id, name: queue.enqueue_training(job_id, name)
-)
-BATCH_PREDICTIONS = LeasedWork(
-    "batch prediction",
-    BatchPrediction,
-    lambda queue, batch_id, name: queue.enqueue_batch_prediction(batch_id, name),
-)
-LEASED_WORK = (TRAINING_JOBS, BATCH_PREDICTIONS)
+    def send(self, queue: JobQueue, row_id: str, queue_name: str) -> None:
+        queue.enqueue(self.task, row_id, queue_name)
 
 
 @dataclass
 class ReconcileReport:
-    """Ids (of jobs and batch predictions alike) each pass acted on."""
+    """Ids (of every kind of work alike) each pass acted on."""
 
     requeued: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
@@ -67,11 +55,14 @@ class ReconcileReport:
 
 
 def reconcile_lapsed_leases(
-    session_factory: sessionmaker[Session], queue: JobQueue, settings: Settings
+    work_kinds: Sequence[LeasedWork],
+    session_factory: sessionmaker[Session],
+    queue: JobQueue,
+    settings: Settings,
 ) -> ReconcileReport:
     """Queue again (or fail, past `max_attempts`) every row whose lease lapsed."""
     report = ReconcileReport()
-    for work in LEASED_WORK:
+    for work in work_kinds:
         _take_back_lapsed(work, session_factory, queue, settings, report)
     if report.requeued or report.failed:
         log.warning("lapsed leases: requeued %s, failed %s", report.requeued, report.failed)
@@ -86,19 +77,16 @@ def _take_back_lapsed(
     report: ReconcileReport,
 ) -> None:
     with transaction(session_factory) as session:
-        lapsed = [
-            (row.id, row.attempts, row.queue) for row in leases.lapsed_rows(session, work.table)
-        ]
+        lapsed = [(row.id, row.attempts, row.queue) for row in work.repository.lapsed(session)]
     for row_id, attempts, row_queue in lapsed:
         with transaction(session_factory) as session:
             if attempts >= settings.max_attempts:
                 message = (
-                    f"the {work.noun}'s worker stopped responding {attempts} times (killed or "
-                    f"lost); gave up after {settings.max_attempts} attempts"
+                    f"the {work.repository.noun}'s worker stopped responding {attempts} times "
+                    f"(killed or lost); gave up after {settings.max_attempts} attempts"
                 )
-                if leases.take_back_lapsed(
+                if work.repository.take_back_lapsed(
                     session,
-                    work.table,
                     row_id,
                     FAILED,
                     error_code="worker_lost",
@@ -107,9 +95,7 @@ def _take_back_lapsed(
                 ):
                     report.failed.append(row_id)
                 continue
-            if not leases.take_back_lapsed(
-                session, work.table, row_id, QUEUED, enqueued_at=utcnow()
-            ):
+            if not work.repository.take_back_lapsed(session, row_id, QUEUED, enqueued_at=utcnow()):
                 continue
         # Sent after the commit, so the worker that takes it sees it queued.
         work.send(queue, row_id, row_queue)
@@ -117,18 +103,21 @@ def _take_back_lapsed(
 
 
 def resend_lost_messages(
-    session_factory: sessionmaker[Session], queue: JobQueue, settings: Settings
+    work_kinds: Sequence[LeasedWork],
+    session_factory: sessionmaker[Session],
+    queue: JobQueue,
+    settings: Settings,
 ) -> list[str]:
     """Send again the messages of rows queued too long; the ids sent."""
     before = utcnow() - timedelta(seconds=settings.requeue_after_seconds)
     stale: dict[str, list[tuple[LeasedWork, str]]] = defaultdict(list)
     with transaction(session_factory) as session:
-        for work in LEASED_WORK:
-            for row in leases.unsent_since(session, work.table, before):
+        for work in work_kinds:
+            for row in work.repository.unsent_since(session, before):
                 stale[row.queue].append((work, row.id))
-        # Jobs and batch predictions share queues: a queue's messages answer for all of them.
+        # Kinds of work share queues: a queue's messages answer for all of them.
         queued = {
-            name: sum(leases.count_queued(session, work.table, name) for work in LEASED_WORK)
+            name: sum(work.repository.count_queued(session, name) for work in work_kinds)
             for name in stale
         }
     resent: list[str] = []
@@ -142,7 +131,7 @@ def resend_lost_messages(
             mine = [
                 (work, row_id)
                 for work, row_id in rows
-                if leases.mark_resent(session, work.table, row_id, before)
+                if work.repository.mark_resent(session, row_id, before)
             ]
         for work, row_id in mine:
             work.send(queue, row_id, name)
@@ -153,11 +142,14 @@ def resend_lost_messages(
 
 
 def reconcile(
-    session_factory: sessionmaker[Session], queue: JobQueue, settings: Settings
+    work_kinds: Sequence[LeasedWork],
+    session_factory: sessionmaker[Session],
+    queue: JobQueue,
+    settings: Settings,
 ) -> ReconcileReport:
     """One pass: lapsed leases first (they requeue work), then lost messages."""
-    report = reconcile_lapsed_leases(session_factory, queue, settings)
-    report.resent = resend_lost_messages(session_factory, queue, settings)
+    report = reconcile_lapsed_leases(work_kinds, session_factory, queue, settings)
+    report.resent = resend_lost_messages(work_kinds, session_factory, queue, settings)
     return report
 
 
@@ -165,9 +157,14 @@ class Reconciler(threading.Thread):
     """Runs `reconcile` every half lease, in a worker process."""
 
     def __init__(
-        self, session_factory: sessionmaker[Session], queue: JobQueue, settings: Settings
+        self,
+        work_kinds: Sequence[LeasedWork],
+        session_factory: sessionmaker[Session],
+        queue: JobQueue,
+        settings: Settings,
     ) -> None:
         super().__init__(name="reconciler", daemon=True)
+        self.work_kinds = work_kinds
         self.session_factory = session_factory
         self.queue = queue
         self.settings = settings
@@ -176,11 +173,9 @@ class Reconciler(threading.Thread):
     def run(self) -> None:
         while not self._stopped.wait(max(1.0, self.settings.lease_seconds / 2)):
             try:
-                reconcile(self.session_factory, self.queue, self.settings)
+                reconcile(self.work_kinds, self.session_factory, self.queue, self.settings)
             except Exception:
-                log.warning(
-                    "reconciling jobs and batch predictions failed; trying again", exc_info=True
-                )
+                log.warning("reconciling leased work failed; trying again", exc_info=True)
 
     def stop(self) -> None:
         self._stopped.set()

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     # worker is gone and the job may be claimed again.
     lease_seconds: int = Field(default=60, ge=3)
     max_attempts: int = Field(default=3, ge=1)
+    # A training job writes a checkpoint (what a resumed job goes on from) at most this often,
+    # and after its last epoch; 0 writes one after every epoch.
+    checkpoint_interval_seconds: float = Field(default=30.0, ge=0)
 
     max_upload_mb: int = Field(default=1024, ge=1)
     # A table past either limit is refused (413) while it is read, before it is stored.

@@ -1,15 +1,15 @@
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 
 from service.auth.dependencies import CurrentProject
 from service.core.deps import QueueDep, SessionDep, SettingsDep, StoreDep
+from service.core.leases import WorkStatus
+from service.core.params import Limit, Offset
 from service.core.schemas import Page, error_responses
 from service.idempotency.dependencies import IdempotencyKeyHeader
 from service.jobs import service
-from service.jobs.schemas import JobCreate, JobMetricsOut, JobOut, JobStatus
+from service.jobs.schemas import JobCreate, JobMetricsOut, JobOut
 
 # Every route here needs a key and validates its input.
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=error_responses(401, 422))
@@ -51,9 +51,9 @@ def create_job(
 def list_jobs(
     project: CurrentProject,
     session: SessionDep,
-    status: JobStatus | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    status: WorkStatus | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> Page[JobOut]:
     return service.list_jobs(session, project, status, limit, offset)
 

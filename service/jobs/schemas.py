@@ -6,8 +6,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from engine.spec import Spec
-
-JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+from service.core.leases import WorkStatus
 
 
 class JobCreate(BaseModel):
@@ -91,7 +90,7 @@ class JobReport(BaseModel):
 class JobOut(BaseModel):
     id: str
     dataset_id: str
-    status: JobStatus
+    status: WorkStatus
     queue: str
     attempts: int
     cancel_requested: bool

@@ -10,15 +10,16 @@ from engine.spec import Spec
 from service.auth.tables import Project
 from service.core.database import new_id, utcnow
 from service.core.deps import after_commit
-from service.core.errors import Conflict, NotFound
-from service.core.queue import JobQueue
+from service.core.errors import found
+from service.core.leases import FINISHED, QUEUED, RUNNING, request_cancel
+from service.core.queue import TRAIN_JOB_TASK, JobQueue
 from service.core.schemas import Page
 from service.core.settings import Settings
 from service.core.store import Store
 from service.idempotency import service as idempotency
-from service.jobs import repository
+from service.jobs.repository import jobs
 from service.jobs.schemas import EpochMetrics, JobError, JobMetricsOut, JobOut, Progress
-from service.jobs.tables import CANCELLED, FINISHED, QUEUED, RUNNING, Job
+from service.jobs.tables import Job
 from service.specs.service import check_spec
 
 
@@ -37,25 +38,26 @@ def submit_job(
     earlier = idempotency.earlier_resource(session, project.id, idempotency.JOB, idempotency_key)
     if earlier is not None:
         return get_job(session, project, earlier), False
-    dataset, _, _ = check_spec(session, store, settings, project, dataset_id, spec)
+    dataset, resolved, _ = check_spec(session, store, settings, project, dataset_id, spec)
     job_id = new_id("job")
     winner = idempotency.claim(session, project.id, idempotency.JOB, idempotency_key, job_id)
     if winner is not None:
         return get_job(session, project, winner), False
-    job = repository.add(
+    job = jobs.add(
         session,
         Job(
             id=job_id,
             project_id=project.id,
             dataset_id=dataset.id,
             spec=spec.model_dump(mode="json"),
+            resolved_spec=resolved.model_dump(mode="json"),
             status=QUEUED,
             queue=queue_for(spec, settings),
             # Sent right after the commit; the reconciler sends it again if it is lost.
             enqueued_at=utcnow(),
         ),
     )
-    after_commit(session, lambda: queue.enqueue_training(job.id, job.queue))
+    after_commit(session, lambda: queue.enqueue(TRAIN_JOB_TASK, job.id, job.queue))
     return job, True
 
 
@@ -64,19 +66,16 @@ def queue_for(spec: Spec, settings: Settings) -> str:
 
 
 def get_job(session: Session, project: Project, job_id: str) -> Job:
-    job = repository.get(session, project.id, job_id)
-    if job is None:
-        raise NotFound(f"job {job_id!r} not found")
-    return job
+    return found(jobs.get(session, project.id, job_id), jobs.noun, job_id)
 
 
 def list_jobs(
     session: Session, project: Project, status: str | None, limit: int, offset: int
 ) -> Page[JobOut]:
-    jobs = repository.list_page(session, project.id, status, limit, offset)
+    rows = jobs.list_page(session, project.id, status, limit, offset)
     return Page[JobOut](
-        items=[job_out(j) for j in jobs],
-        total=repository.count(session, project.id, status),
+        items=[job_out(j) for j in rows],
+        total=jobs.count(session, project.id, status),
         limit=limit,
         offset=offset,
     )
@@ -85,24 +84,17 @@ def list_jobs(
 def cancel_job(session: Session, project: Project, job_id: str) -> Job:
     """A queued job is cancelled at once; a running one stops at its next training step."""
     job = get_job(session, project, job_id)
-    if job.status in FINISHED:
-        raise Conflict(
-            f"job {job_id!r} is already {job.status}; only queued or running jobs can be cancelled",
-            details={"status": job.status},
-        )
-    job.cancel_requested = True
-    if job.status == QUEUED:
-        job.status = CANCELLED
+    request_cancel(job, jobs.noun)
     session.flush()
     return job
 
 
 def job_metrics(session: Session, project: Project, job_id: str) -> JobMetricsOut:
     job = get_job(session, project, job_id)
-    rows = repository.metric_rows(session, job.id)
+    history = jobs.metric_rows(session, job.id)
     epochs = [
         EpochMetrics(epoch=epoch, values={r.name: r.value for r in group})
-        for epoch, group in groupby(rows, key=lambda r: r.epoch)
+        for epoch, group in groupby(history, key=lambda r: r.epoch)
     ]
     return JobMetricsOut(job_id=job.id, epochs=epochs, warnings=job.warnings or [])
 

@@ -1,55 +1,32 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Float, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.core.database import Base, UTCDateTime, new_id, utcnow
-
-QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
-    "queued",
-    "running",
-    "succeeded",
-    "failed",
-    "cancelled",
-)
-FINISHED = (SUCCEEDED, FAILED, CANCELLED)
+from service.core.database import Base, new_id
+from service.core.leases import LeasedColumns
 
 
-class Job(Base):
+class Job(LeasedColumns, Base):
+    """A training job: a dataset and a spec, trained on a worker under a lease."""
+
     __tablename__ = "jobs"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("job"))
-    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
     dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"), index=True)
+    # The spec as submitted (what the API shows), and as checked against the dataset at
+    # submit, its default model filled in: the worker trains exactly the latter.
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), index=True, default=QUEUED)
-    queue: Mapped[str] = mapped_column(String(32))
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    # The lease: whoever holds lease_token may write progress and the outcome, until
-    # lease_expires_at; a worker renews it with heartbeats.
-    worker_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    lease_token: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    # When a message for the job was last sent: a queued job whose message is long gone (the
-    # broker lost it) is sent again by the reconciler.
-    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
-    progress: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    resolved_spec: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     metrics: Mapped[dict[str, float] | None] = mapped_column(JSON, nullable=True)
     # Training-health warnings (vanishing_gradient, overfitting, ...), each with its epoch.
     warnings: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
-    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     model_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     # What a succeeded job learned about its data and its model: rows per split, rows dropped
     # by cleaning and by the leakage guard, sampling, the test evaluation, cross-validation.
     report: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class JobMetric(Base):

@@ -14,6 +14,7 @@ from engine.spec import MODEL_NAME_PATTERN
 from service.auth.dependencies import BEARER_SECURITY, CurrentProject, remembered_key_owner
 from service.auth.service import KeyOwner
 from service.core.deps import SessionDep, StoreDep
+from service.core.params import Limit, Offset, Ref
 from service.core.schemas import Page, error_responses
 from service.models import service
 from service.models.payloads import decode_predict_body, predict_request_body
@@ -36,16 +37,6 @@ router = APIRouter(prefix="/v1/models", tags=["models"], responses=error_respons
 predict_router = APIRouter(
     prefix="/v1/models", tags=["models"], responses=error_responses(401, 422)
 )
-
-Ref = Annotated[
-    str,
-    Path(
-        description="A model: its id (`mdl_...`), `{name}/versions/{n}` or `{name}@{alias}`",
-        examples=["churn@production"],
-    ),
-]
-Limit = Annotated[int, Query(ge=1, le=200)]
-Offset = Annotated[int, Query(ge=0)]
 
 
 def get_serving(request: Request) -> ServingService:

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from client import Client
-from service.batch_predictions.execution import CHUNK_ROWS
+from service.batch_predictions.prediction_run import CHUNK_ROWS
 from tests.e2e.fleet import free_port, service_env, stop, trainyard, wait_until_ready
 from tests.sample_data import csv_bytes, mixed_classification
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from client import Client
-from service.jobs.execution import LeaseKeeper
+from service.core.leased_run import LeaseKeeper
 from tests.e2e.fleet import free_port, service_env, stop, trainyard, wait_until_ready
 from tests.reliability.jobs import submit_slow_job, wait_for_epoch
 

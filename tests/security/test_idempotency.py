@@ -124,7 +124,7 @@ def test_a_request_that_loses_the_race_returns_the_winner(
     monkeypatch.setattr(idempotency, "earlier_resource", lambda *args: None)
     enqueued: list[str] = []
     monkeypatch.setattr(
-        backend.app.state.queue, "enqueue_training", lambda job_id, queue: enqueued.append(job_id)
+        backend.app.state.queue, "enqueue", lambda task, job_id, queue: enqueued.append(job_id)
     )
     second = _create_job(api, dataset_id, "raced")
     assert second.status_code == 200, second.text

@@ -5,13 +5,14 @@ from collections.abc import Callable
 import pytest
 
 from service.core.database import create_session_factory
-from service.jobs.execution import JobResources, run_training_job
+from service.core.leased_run import WorkerResources
+from service.jobs.training_run import run_training_job
 from tests.conftest import Api, Backend
 from tests.sample_data import csv_bytes, mixed_classification
 
 
-def job_resources(backend: Backend) -> JobResources:
-    return JobResources(
+def worker_resources(backend: Backend) -> WorkerResources:
+    return WorkerResources(
         session_factory=create_session_factory(backend.app.state.db_engine),
         store=backend.app.state.store,
         settings=backend.settings,
@@ -23,7 +24,7 @@ def job_resources(backend: Backend) -> JobResources:
 @pytest.fixture
 def run_job(backend: Backend) -> Callable[[str], str]:
     """Run a queued job to its end in this process, as a worker would."""
-    return lambda job_id: run_training_job(job_resources(backend), job_id)
+    return lambda job_id: run_training_job(worker_resources(backend), job_id)
 
 
 @pytest.fixture

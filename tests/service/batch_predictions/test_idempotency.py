@@ -121,8 +121,8 @@ def test_a_request_that_loses_the_race_returns_the_winner_and_queues_nothing(
     enqueued: list[str] = []
     monkeypatch.setattr(
         backend.app.state.queue,
-        "enqueue_batch_prediction",
-        lambda batch_id, queue: enqueued.append(batch_id),
+        "enqueue",
+        lambda task, batch_id, queue: enqueued.append(batch_id),
     )
     second = _create(api, trained_model_id, dataset_id, "raced")
     assert second.status_code == 200, second.text

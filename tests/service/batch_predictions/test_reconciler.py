@@ -13,13 +13,15 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import update
 
-from service.batch_predictions import repository
+from service.batch_predictions.repository import batch_predictions
 from service.batch_predictions.tables import BatchPrediction
 from service.core.database import create_session_factory, transaction, utcnow
-from service.jobs.reconciler import reconcile_lapsed_leases, resend_lost_messages
+from service.core.queue import BATCH_PREDICT_TASK, TRAIN_JOB_TASK
+from service.core.reconciler import reconcile_lapsed_leases, resend_lost_messages
 from service.jobs.tables import Job
 from tests.conftest import Api, Backend
 from tests.sample_data import csv_bytes, mixed_classification
+from workers.work_kinds import WORK_KINDS
 
 
 @pytest.fixture
@@ -59,7 +61,7 @@ def _sent_an_hour_ago(backend: Backend, batch_id: str, queue: str) -> None:
 def _claim_then_vanish(backend: Backend, batch_id: str, **values) -> None:
     """A worker claims the run, writes some progress, and dies: its lease lapses."""
     with transaction(backend.app.state.session_factory) as session:
-        assert repository.claim(session, batch_id, "worker-that-dies", 60)
+        assert batch_predictions.claim(session, batch_id, "worker-that-dies", 60)
     _set(
         backend,
         BatchPrediction,
@@ -72,12 +74,12 @@ def _claim_then_vanish(backend: Backend, batch_id: str, **values) -> None:
 
 def _reconcile(backend: Backend):
     factory = create_session_factory(backend.app.state.db_engine)
-    return reconcile_lapsed_leases(factory, backend.app.state.queue, backend.settings)
+    return reconcile_lapsed_leases(WORK_KINDS, factory, backend.app.state.queue, backend.settings)
 
 
 def _resend(backend: Backend) -> list[str]:
     factory = create_session_factory(backend.app.state.db_engine)
-    return resend_lost_messages(factory, backend.app.state.queue, backend.settings)
+    return resend_lost_messages(WORK_KINDS, factory, backend.app.state.queue, backend.settings)
 
 
 def test_a_batch_prediction_whose_worker_died_is_queued_again_and_then_finishes(
@@ -124,7 +126,7 @@ def test_a_batch_prediction_with_a_live_lease_is_left_alone(
     backend: Backend, api: Api, batch: dict
 ) -> None:
     with transaction(backend.app.state.session_factory) as session:
-        assert repository.claim(session, batch["id"], "worker-alive", 60)
+        assert batch_predictions.claim(session, batch["id"], "worker-alive", 60)
 
     report = _reconcile(backend)
 
@@ -153,7 +155,7 @@ def test_a_jobs_waiting_message_does_not_hide_a_lost_batch_message_in_the_same_q
     message of the batch prediction queued beside it."""
     job = submit(dataset_id)
     _set(backend, Job, job["id"], queue=own_queue, enqueued_at=utcnow())
-    backend.app.state.queue.enqueue_training(job["id"], own_queue)
+    backend.app.state.queue.enqueue(TRAIN_JOB_TASK, job["id"], own_queue)
     _sent_an_hour_ago(backend, batch["id"], own_queue)
 
     resent = _resend(backend)
@@ -167,7 +169,7 @@ def test_a_queued_batch_prediction_whose_message_is_still_waiting_is_not_sent_ag
     backend: Backend, batch: dict, own_queue: str
 ) -> None:
     _sent_an_hour_ago(backend, batch["id"], own_queue)
-    backend.app.state.queue.enqueue_batch_prediction(batch["id"], own_queue)
+    backend.app.state.queue.enqueue(BATCH_PREDICT_TASK, batch["id"], own_queue)
 
     resent = _resend(backend)
 
@@ -179,7 +181,7 @@ def test_a_submitted_batch_prediction_counts_as_sent_just_now(
     backend: Backend, batch: dict
 ) -> None:
     with transaction(backend.app.state.session_factory) as session:
-        row = repository.get_any(session, batch["id"])
+        row = batch_predictions.get_any(session, batch["id"])
         assert row is not None and row.enqueued_at is not None
         assert utcnow() - row.enqueued_at < timedelta(minutes=1)
     assert batch["id"] not in _resend(backend)

@@ -10,12 +10,12 @@ from sqlalchemy import update
 
 from service.core.database import create_session_factory, transaction, utcnow
 from service.core.store import Store
-from service.jobs import repository
-from service.jobs.execution import run_training_job
+from service.jobs.repository import jobs
 from service.jobs.tables import Job
+from service.jobs.training_run import run_training_job
 from tests.conftest import Api, Backend
 from tests.sample_data import csv_bytes, mixed_classification
-from tests.service.conftest import job_resources
+from tests.service.conftest import worker_resources
 
 
 def sessions(backend: Backend):
@@ -25,9 +25,9 @@ def sessions(backend: Backend):
 def test_a_second_claim_of_a_running_job_gets_nothing(backend: Backend, dataset_id, submit):
     job = submit(dataset_id)
     with transaction(sessions(backend)) as session:
-        first = repository.claim_job(session, job["id"], "worker-a", 60)
+        first = jobs.claim(session, job["id"], "worker-a", 60)
     with transaction(sessions(backend)) as session:
-        second = repository.claim_job(session, job["id"], "worker-b", 60)
+        second = jobs.claim(session, job["id"], "worker-b", 60)
     assert first is not None
     assert second is None
 
@@ -38,21 +38,23 @@ def test_a_lapsed_lease_can_be_claimed_and_fences_off_the_old_holder(
     job = submit(dataset_id)
     factory = sessions(backend)
     with transaction(factory) as session:
-        old = repository.claim_job(session, job["id"], "worker-a", 60)
+        old = jobs.claim(session, job["id"], "worker-a", 60)
         session.execute(
             update(Job)
             .where(Job.id == job["id"])
             .values(lease_expires_at=utcnow() - timedelta(seconds=1))
         )
     with transaction(factory) as session:
-        new = repository.claim_job(session, job["id"], "worker-b", 60)
+        new = jobs.claim(session, job["id"], "worker-b", 60)
     assert new is not None and new != old
     with transaction(factory) as session:
-        assert not repository.renew_lease(session, job["id"], old, 60)
-        assert not repository.record_epoch(session, job["id"], old, 1, {"val_loss": 1.0}, {})
-        assert not repository.finish_job(session, job["id"], old, "succeeded")
-        assert repository.renew_lease(session, job["id"], new, 60)
-        stored = repository.get_any(session, job["id"])
+        assert not jobs.renew(session, job["id"], old, 60)
+        assert not jobs.record_epochs(
+            session, job["id"], old, [(1, {"val_loss": 1.0})], {"progress": {}}
+        )
+        assert not jobs.finish(session, job["id"], old, "succeeded")
+        assert jobs.renew(session, job["id"], new, 60)
+        stored = jobs.get_any(session, job["id"])
         assert (stored.status, stored.worker_id, stored.attempts) == ("running", "worker-b", 2)
 
 
@@ -107,7 +109,7 @@ def test_cancelling_a_running_job_stops_it_and_marks_it_cancelled(
     backend: Backend, api: Api, submit
 ):
     job_id = _big_job(api, submit)
-    thread, outcome = _run_in_thread(job_resources(backend), job_id)
+    thread, outcome = _run_in_thread(worker_resources(backend), job_id)
     _wait_for(lambda: api.get(f"/v1/jobs/{job_id}").json()["status"] == "running")
     response = api.post(f"/v1/jobs/{job_id}/cancel")
     assert response.status_code == 202
@@ -121,7 +123,7 @@ def test_cancelling_a_running_job_stops_it_and_marks_it_cancelled(
 
 
 def test_a_worker_shutting_down_hands_its_job_back_to_the_queue(backend: Backend, api: Api, submit):
-    resources = job_resources(backend)
+    resources = worker_resources(backend)
     job_id = _big_job(api, submit)
     thread, outcome = _run_in_thread(resources, job_id)
     _wait_for(lambda: api.get(f"/v1/jobs/{job_id}").json()["status"] == "running")

@@ -8,16 +8,18 @@ from datetime import timedelta
 from sqlalchemy import update
 
 from service.core.database import create_session_factory, transaction, utcnow
-from service.jobs import repository
-from service.jobs.reconciler import reconcile_lapsed_leases, resend_lost_messages
+from service.core.queue import TRAIN_JOB_TASK
+from service.core.reconciler import reconcile_lapsed_leases, resend_lost_messages
+from service.jobs.repository import jobs
 from service.jobs.tables import Job
 from tests.conftest import Api, Backend
+from workers.work_kinds import WORK_KINDS
 
 
 def _claim_then_vanish(backend: Backend, job_id: str, attempts: int | None = None) -> None:
     factory = create_session_factory(backend.app.state.db_engine)
     with transaction(factory) as session:
-        assert repository.claim_job(session, job_id, "worker-that-dies", 60)
+        assert jobs.claim(session, job_id, "worker-that-dies", 60)
         values = {"lease_expires_at": utcnow() - timedelta(seconds=1)}
         if attempts is not None:
             values["attempts"] = attempts
@@ -26,7 +28,7 @@ def _claim_then_vanish(backend: Backend, job_id: str, attempts: int | None = Non
 
 def _reconcile(backend: Backend):
     factory = create_session_factory(backend.app.state.db_engine)
-    return reconcile_lapsed_leases(factory, backend.app.state.queue, backend.settings)
+    return reconcile_lapsed_leases(WORK_KINDS, factory, backend.app.state.queue, backend.settings)
 
 
 def test_a_job_whose_lease_lapsed_is_queued_again_and_then_finishes(
@@ -65,7 +67,7 @@ def test_a_job_with_a_live_lease_is_left_alone(
     job = submit(dataset_id)
     factory = create_session_factory(backend.app.state.db_engine)
     with transaction(factory) as session:
-        assert repository.claim_job(session, job["id"], "worker-alive", 60)
+        assert jobs.claim(session, job["id"], "worker-alive", 60)
 
     report = _reconcile(backend)
 
@@ -100,8 +102,8 @@ def test_a_queued_job_whose_message_was_lost_is_sent_again_once(
     _sent_long_ago(backend, job["id"], queue)
     factory = create_session_factory(backend.app.state.db_engine)
 
-    resent = resend_lost_messages(factory, backend.app.state.queue, backend.settings)
-    again = resend_lost_messages(factory, backend.app.state.queue, backend.settings)
+    resent = resend_lost_messages(WORK_KINDS, factory, backend.app.state.queue, backend.settings)
+    again = resend_lost_messages(WORK_KINDS, factory, backend.app.state.queue, backend.settings)
 
     assert job["id"] in resent
     assert backend.app.state.queue.pending(queue) == 1
@@ -116,10 +118,10 @@ def test_a_queued_job_whose_message_is_still_waiting_is_not_sent_again(
     job = submit(dataset_id)
     queue = f"busy-{uuid.uuid4().hex[:8]}"
     _sent_long_ago(backend, job["id"], queue)
-    backend.app.state.queue.enqueue_training(job["id"], queue)
+    backend.app.state.queue.enqueue(TRAIN_JOB_TASK, job["id"], queue)
     factory = create_session_factory(backend.app.state.db_engine)
 
-    resent = resend_lost_messages(factory, backend.app.state.queue, backend.settings)
+    resent = resend_lost_messages(WORK_KINDS, factory, backend.app.state.queue, backend.settings)
 
     assert job["id"] not in resent
     assert backend.app.state.queue.pending(queue) == 1
@@ -131,6 +133,6 @@ def test_a_recently_queued_job_is_not_sent_again(backend: Backend, dataset_id, s
     factory = create_session_factory(backend.app.state.db_engine)
     _purge(backend, backend.settings.default_queue)
 
-    resent = resend_lost_messages(factory, backend.app.state.queue, backend.settings)
+    resent = resend_lost_messages(WORK_KINDS, factory, backend.app.state.queue, backend.settings)
 
     assert job["id"] not in resent

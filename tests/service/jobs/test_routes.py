@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from service.core.database import transaction
-from service.jobs import repository
+from service.jobs.repository import jobs
 from tests.conftest import Api, Backend
 from tests.sample_data import csv_bytes, linear_regression
 
@@ -206,7 +206,7 @@ def test_cancel_running_job_asks_it_to_stop(
     job = submit(dataset_id, training={"epochs": 7})
     # A worker has claimed it and not yet reported an epoch.
     with transaction(backend.app.state.session_factory) as session:
-        assert repository.claim_job(session, job["id"], "other-worker", 60)
+        assert jobs.claim(session, job["id"], "other-worker", 60)
     running = api.get(f"/v1/jobs/{job['id']}").json()
     assert running["status"] == "running"
     assert running["progress"] == {
@@ -224,7 +224,7 @@ def test_cancel_running_job_asks_it_to_stop(
     assert response.json()["status"] == "running"
     assert response.json()["cancel_requested"] is True
     with transaction(backend.app.state.session_factory) as session:
-        assert repository.is_cancel_requested(session, job["id"])
+        assert jobs.is_cancel_requested(session, job["id"])
 
 
 def test_cancel_cancelled_job_is_409(api: Api, dataset_id: str, submit) -> None:

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.jobs.execution import run_training_job
+from service.jobs.training_run import run_training_job
 from tests.conftest import Api, Backend
 from tests.sample_data import csv_bytes, linear_regression
-from tests.service.conftest import job_resources
+from tests.service.conftest import worker_resources
 
 BRIGHT, DARK = 7, 3  # the images' labels in y
 SINE_PERIOD = 25
@@ -65,7 +65,7 @@ def train(backend: Backend, api: Api, content: bytes, filename: str, spec: dict)
     submitted = api.post("/v1/jobs", json={"dataset_id": upload.json()["id"], "spec": spec})
     assert submitted.status_code == 202, submitted.text
     job_id = submitted.json()["id"]
-    assert run_training_job(job_resources(backend), job_id) == "succeeded"
+    assert run_training_job(worker_resources(backend), job_id) == "succeeded"
     return api.get(f"/v1/jobs/{job_id}").json()
 
 

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import math
 
-from service.jobs.execution import run_training_job
+from service.jobs.training_run import run_training_job
 from tests.conftest import Api, Backend, running_backend
 from tests.sample_data import csv_bytes, linear_regression, mixed_classification
-from tests.service.conftest import job_resources
+from tests.service.conftest import worker_resources
 
 # Far on either side of the decision boundary of mixed_classification (x1 + x2 + red bonus).
 CLEARLY_YES = {"x1": 2.5, "x2": 2.5, "colour": "red"}
@@ -183,7 +183,7 @@ def test_predict_over_the_row_limit_is_413(tmp_path) -> None:
         upload = api.upload(csv_bytes(mixed_classification(n=60)), "mixed.csv")
         spec = {"task": "classification", "target": "label", "training": {"epochs": 3}}
         job = api.post("/v1/jobs", json={"dataset_id": upload.json()["id"], "spec": spec}).json()
-        assert run_training_job(job_resources(small), job["id"]) == "succeeded"
+        assert run_training_job(worker_resources(small), job["id"]) == "succeeded"
         model_id = api.get(f"/v1/jobs/{job['id']}").json()["model_id"]
 
         assert predict(api, model_id, [CLEARLY_YES, CLEARLY_NO]).status_code == 200

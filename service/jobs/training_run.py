@@ -1,0 +1,201 @@
+"""One training job on a worker, read top to bottom:
+
+    claim -> load the data once -> train (epoch, fold and checkpoint callbacks) -> store the
+    model -> register it and finish; or, stopped, cancel or hand back to the queue.
+
+The claim, the kept lease, the fenced writes and the ends a run can come to are the leased-work
+kernel's (service/core/leased_run.py); this module holds what is a training job's own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from engine.data.arrays import ArrayData
+from engine.errors import TrainingCancelled
+from engine.spec import Spec
+from engine.training.checkpoint import Checkpoint, checkpoint_from_bytes, checkpoint_to_bytes
+from engine.training.recipe import FoldReport, TrainedModel, train
+from engine.training.trainer import EpochReport
+from service.core.database import new_id
+from service.core.leased_run import LeasedRun, WorkerResources, WorkStopped
+from service.core.leases import SUCCEEDED
+from service.core.queue import TRAIN_JOB_TASK
+from service.datasets.service import read_dataset
+from service.datasets.tables import Dataset
+from service.jobs.epoch_recorder import EpochRecorder
+from service.jobs.repository import jobs
+from service.jobs.tables import Job, checkpoint_key
+from service.models import repository as model_repository
+from service.models.service import registered_name
+from service.models.tables import Model, model_file_key
+
+log = logging.getLogger(__name__)
+
+
+class TrainingRun(LeasedRun):
+    repository = jobs
+    task = TRAIN_JOB_TASK
+    # The engine stops between steps with TrainingCancelled when should_stop says so.
+    stop_exceptions = (WorkStopped, TrainingCancelled)
+
+    row: Job
+    dataset: Dataset
+    epochs: EpochRecorder
+
+    def claimed(self, session: Session) -> bool:
+        dataset = session.get(Dataset, self.row.dataset_id)
+        if dataset is None:
+            return False
+        self.dataset = dataset
+        return True
+
+    def work(self) -> str:
+        job = self.row
+        # What was checked at submit, its default model filled in; jobs from before that was
+        # stored resolve their model in the engine, as they always did.
+        spec = Spec.model_validate(job.resolved_spec or job.spec)
+        self.epochs = EpochRecorder(self._write_epochs, list(job.warnings or []))
+        data = self.load_data()
+        trained = train(
+            spec,
+            data,
+            on_epoch=self.on_epoch,
+            should_cancel=self._cancel_check(),
+            on_checkpoint=self.save_checkpoint,
+            resume_from=self.latest_checkpoint(),
+            on_fold=self.on_fold,
+            checkpoint_interval_seconds=self.settings.checkpoint_interval_seconds,
+        )
+        if not self.epochs.flush() or self.lost:
+            return "lost"
+        model_id = self.store_model(trained)
+        if not self.register_and_finish(spec, trained, model_id):
+            self.store.delete_prefix(f"models/{model_id}")
+            return "lost"
+        self.store.delete_prefix(f"jobs/{job.id}")
+        return SUCCEEDED
+
+    # The steps, in the order they run.
+    def load_data(self) -> pa.Table | ArrayData:
+        """The dataset, read from the store once for the whole job."""
+        return read_dataset(self.store, self.dataset)
+
+    def latest_checkpoint(self) -> bytes | None:
+        """A job claimed again (its worker died or stopped) goes on from its last checkpoint."""
+        key = checkpoint_key(self.row_id)
+        if not self.store.exists(key):
+            return None
+        checkpoint = self.store.read_bytes(key)
+        epoch = checkpoint_from_bytes(checkpoint).epoch
+        log.info(
+            "job %s resumes after epoch %d (attempt %d)", self.row_id, epoch, self.row.attempts
+        )
+        return checkpoint
+
+    def on_epoch(self, report: EpochReport) -> None:
+        if not self.epochs.add(report):
+            self.lose_lease()
+
+    def on_fold(self, report: FoldReport) -> None:
+        # Fold models keep out of the metrics history (it is the final model's); the progress
+        # says how far cross-validation has come.
+        progress = {
+            "epoch": 0,
+            "epochs": self.row.spec.get("training", {}).get("epochs", 0),
+            "fold": report.fold,
+            "folds": report.folds,
+        }
+        self.write(
+            lambda session: jobs.write_held(session, self.row_id, self.token, progress=progress)
+        )
+        self.epochs.restart_clock()
+
+    def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        # The history first: a run resumed from this checkpoint must find every epoch before
+        # it recorded. Written under a temporary name and renamed by the store: a crash never
+        # leaves half a checkpoint.
+        if not self.epochs.flush():
+            self.lose_lease()
+            return
+        self.store.write_bytes(checkpoint_key(self.row_id), checkpoint_to_bytes(checkpoint))
+
+    def store_model(self, trained: TrainedModel) -> str:
+        """The model's folder in the store; its id."""
+        model_id = new_id("mdl")
+        for name, content in trained.files().items():
+            self.store.write_bytes(model_file_key(model_id, name), content)
+        return model_id
+
+    def register_and_finish(self, spec: Spec, trained: TrainedModel, model_id: str) -> bool:
+        """Register the model as its name's next version and mark the job succeeded, in one
+        transaction; False if the lease was lost."""
+        job, name = self.row, registered_name(spec, self.dataset.name)
+
+        def record(session: Session) -> bool:
+            model_repository.add(
+                session,
+                Model(
+                    id=model_id,
+                    project_id=job.project_id,
+                    job_id=job.id,
+                    dataset_id=self.dataset.id,
+                    name=name,
+                    version=model_repository.next_version(session, job.project_id, name),
+                    task=spec.task,
+                    metrics=trained.metrics,
+                ),
+            )
+            report = trained.report()
+            if jobs.finish(
+                session, job.id, self.token, SUCCEEDED, model_id=model_id, report=report
+            ):
+                return True
+            session.rollback()
+            return False
+
+        # Two workers finishing models of one name at once may pick the same version: the
+        # loser numbers its model again.
+        return self.write(record, also_retry=(IntegrityError,))
+
+    def before_stop(self) -> None:
+        # Cancelled or handed back: the epochs trained so far are kept.
+        if not self.epochs.flush():
+            self.lose_lease()
+
+    def _write_epochs(self, history: list, latest: dict[str, Any]) -> bool:
+        return self.write(
+            lambda session: jobs.record_epochs(session, self.row_id, self.token, history, latest)
+        )
+
+    def _cancel_check(self) -> Callable[[], bool]:
+        if self.dataset.name == self.resources.crash_on_dataset:
+            return _dies_mid_epoch(self.should_stop)
+        return self.should_stop
+
+
+def run_training_job(resources: WorkerResources, job_id: str) -> str:
+    """Train job `job_id` if this worker can claim it; returns what happened."""
+    return TrainingRun(resources, job_id).execute()
+
+
+def _dies_mid_epoch(should_stop: Callable[[], bool]) -> Callable[[], bool]:
+    """The test hook's crash: the process exits at the third training step, as on an OOM
+    kill, with no chance to hand the job back."""
+    steps = itertools.count(1)
+
+    def check() -> bool:
+        if next(steps) == 3:
+            log.warning("test hook: killing this worker mid-epoch")
+            os._exit(137)
+        return should_stop()
+
+    return check
