@@ -49,11 +49,9 @@ class BatchPredictionRun(LeasedRun):
         self.chunk_rows = chunk_rows
 
     def claimed(self, session: Session) -> bool:
-        dataset = session.get(Dataset, self.row.dataset_id)
-        if dataset is None:
-            return False
-        self.dataset = dataset
-        return True
+        # The dataset's record: a dataset deleted since the submit leaves nothing to run.
+        self.dataset = session.get(Dataset, self.row.dataset_id)
+        return self.dataset is not None
 
     def work(self) -> str:
         batch, store = self.row, self.store

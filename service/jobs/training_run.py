@@ -52,11 +52,9 @@ class TrainingRun(LeasedRun):
     epochs: EpochRecorder
 
     def claimed(self, session: Session) -> bool:
-        dataset = session.get(Dataset, self.row.dataset_id)
-        if dataset is None:
-            return False
-        self.dataset = dataset
-        return True
+        # The dataset's record: a dataset deleted since the submit leaves nothing to run.
+        self.dataset = session.get(Dataset, self.row.dataset_id)
+        return self.dataset is not None
 
     def work(self) -> str:
         job = self.row
