@@ -9,8 +9,10 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
+from service.batch_predictions.prediction_run import run_batch_prediction
 from tests.conftest import Api, Backend
 from tests.sample_data import csv_bytes, linear_regression, mixed_classification
+from tests.service.conftest import worker_resources
 
 
 def _submit(api: Api, ref: str, **body) -> dict:
@@ -231,3 +233,20 @@ def test_bad_cells_fail_the_run_with_a_clear_error(
 def test_a_key_is_required(backend: Backend) -> None:
     assert backend.client.get("/v1/batch-predictions").status_code == 401
     assert backend.client.get("/v1/batch-predictions/bp_x/result").status_code == 401
+
+
+def test_a_worker_shutting_down_hands_its_batch_prediction_back(
+    backend: Backend, api: Api, trained_model_id: str, dataset_id: str, run_batch
+) -> None:
+    resources = worker_resources(backend)
+    resources.shutdown.set()
+    batch = _submit(api, trained_model_id, dataset_id=dataset_id)
+    assert run_batch_prediction(resources, batch["id"]) == "released"
+    handed_back = api.get(f"/v1/batch-predictions/{batch['id']}").json()
+    assert (handed_back["status"], handed_back["error"]) == ("queued", None)
+    assert handed_back["result_url"] is None
+    # The next worker runs it whole.
+    assert run_batch(batch["id"]) == "succeeded"
+    done = api.get(f"/v1/batch-predictions/{batch['id']}").json()
+    assert done["attempts"] == 2
+    assert done["progress"]["rows_done"] == done["progress"]["rows_total"]
