@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import timedelta
 
 from sqlalchemy import update
 
+from engine.training import recipe
+from engine.training.checkpoint import checkpoint_from_bytes
 from service.core.database import create_session_factory, transaction, utcnow
 from service.core.store import Store
 from service.jobs.repository import jobs
-from service.jobs.tables import Job
+from service.jobs.tables import Job, checkpoint_key
 from service.jobs.training_run import run_training_job
 from tests.conftest import Api, Backend
 from tests.sample_data import csv_bytes, mixed_classification
@@ -133,3 +136,89 @@ def test_a_worker_shutting_down_hands_its_job_back_to_the_queue(backend: Backend
     job = api.get(f"/v1/jobs/{job_id}").json()
     assert job["status"] == "queued"
     assert job["error"] is None
+
+
+def test_many_short_epochs_are_written_in_a_few_batches_with_every_epoch_kept(
+    api: Api, submit, run_job, monkeypatch
+):
+    upload = api.upload(csv_bytes(mixed_classification(n=60)), "tiny.csv")
+    job = submit(
+        upload.json()["id"],
+        training={"epochs": 300, "batch_size": "full", "early_stopping": None},
+    )
+    writes: list[list[int]] = []
+    record_epochs = jobs.record_epochs
+
+    def counted(session, job_id, token, history, latest):
+        writes.append([epoch for epoch, _ in history])
+        return record_epochs(session, job_id, token, history, latest)
+
+    monkeypatch.setattr(jobs, "record_epochs", counted)
+    assert run_job(job["id"]) == "succeeded"
+    # One write a second at most (and the first epoch's at once), not one an epoch.
+    assert len(writes) < 30, [len(w) for w in writes]
+    assert writes[0] == [1]
+    assert [epoch for batch in writes for epoch in batch] == list(range(1, 301))
+    history = api.get(f"/v1/jobs/{job['id']}/metrics").json()["epochs"]
+    assert [e["epoch"] for e in history] == list(range(1, 301))
+    finished = api.get(f"/v1/jobs/{job['id']}").json()
+    assert finished["progress"]["epoch"] == 300
+
+
+def test_a_checkpoint_is_written_only_once_the_history_before_it_is(
+    backend: Backend, api: Api, dataset_id, submit, monkeypatch
+):
+    resources = worker_resources(backend)
+    resources.settings = backend.settings.model_copy(update={"checkpoint_interval_seconds": 0})
+    job = submit(dataset_id, training={"epochs": 6, "early_stopping": None})
+    store: Store = backend.app.state.store
+    write_bytes = store.write_bytes
+    seen: list[tuple[int, int]] = []
+
+    def checked(key: str, content: bytes) -> None:
+        if key == checkpoint_key(job["id"]):
+            with transaction(sessions(backend)) as session:
+                recorded = max(row.epoch for row in jobs.metric_rows(session, job["id"]))
+            seen.append((checkpoint_from_bytes(content).epoch, recorded))
+        write_bytes(key, content)
+
+    monkeypatch.setattr(store, "write_bytes", checked)
+    assert run_training_job(resources, job["id"]) == "succeeded"
+    assert seen == [(epoch, epoch) for epoch in range(1, 7)]
+
+
+def test_the_worker_trains_the_spec_as_resolved_at_submit(
+    backend: Backend, api: Api, dataset_id, submit, run_job, monkeypatch
+):
+    job = submit(dataset_id, training={"epochs": 2})
+    assert "model" not in job["spec"] or job["spec"]["model"] is None
+    with transaction(sessions(backend)) as session:
+        resolved = jobs.get_any(session, job["id"]).resolved_spec
+    assert resolved["model"]["family"] == "mlp"
+
+    def resolved_again(*args, **kwargs):
+        raise AssertionError("the worker chose a default model again")
+
+    monkeypatch.setattr(recipe, "default_model_config", resolved_again)
+    assert run_job(job["id"]) == "succeeded"
+    model_id = api.get(f"/v1/jobs/{job['id']}").json()["model_id"]
+    store: Store = backend.app.state.store
+    saved = json.loads(store.read_bytes(f"models/{model_id}/spec.json"))
+    assert saved["model"] == resolved["model"]
+
+
+def test_epochs_recorded_again_after_a_resume_replace_the_lost_attempts_rows(
+    backend: Backend, dataset_id, submit
+):
+    """A worker killed after recording epochs past its last checkpoint: the resumed attempt
+    records from the checkpoint on, and no row of the dead attempt survives beside it."""
+    job = submit(dataset_id)
+    with transaction(sessions(backend)) as session:
+        token = jobs.claim(session, job["id"], "worker-a", 60)
+        dead = [(epoch, {"val_loss": 10.0 + epoch}) for epoch in range(1, 6)]
+        assert jobs.record_epochs(session, job["id"], token, dead, {"progress": {}})
+    with transaction(sessions(backend)) as session:
+        again = [(3, {"val_loss": 0.5})]
+        assert jobs.record_epochs(session, job["id"], token, again, {"progress": {}})
+        rows = [(r.epoch, r.name, r.value) for r in jobs.metric_rows(session, job["id"])]
+    assert rows == [(1, "val_loss", 11.0), (2, "val_loss", 12.0), (3, "val_loss", 0.5)]
