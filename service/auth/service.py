@@ -14,7 +14,7 @@ from service.auth.rate_limit import RateLimiter, retry_after_header
 from service.auth.tables import ApiKey, Project
 from service.core.database import utcnow
 from service.core.deps import after_commit
-from service.core.errors import Conflict, NotFound, RateLimited, Unauthorized
+from service.core.errors import Conflict, RateLimited, Unauthorized, found
 
 KEY_PREFIX = "ty_"
 
@@ -97,9 +97,7 @@ def revoke_key(
     The last active key cannot be revoked, or nobody could reach the project again.
     `forget_owners` runs once the revocation is committed: it clears the key lookups the
     predict path remembers."""
-    key = repository.get_key(session, project.id, key_id)
-    if key is None:
-        raise NotFound(f"API key {key_id!r} not found")
+    key = found(repository.get_key(session, project.id, key_id), "API key", key_id)
     if key.revoked_at is None:
         active = [k for k in repository.list_keys(session, project.id) if k.revoked_at is None]
         if len(active) == 1:

@@ -34,7 +34,7 @@ from engine.data.profile import (
 from engine.errors import DataError
 from service.auth.tables import Project
 from service.core.database import new_id
-from service.core.errors import Conflict, NotFound, TooLarge, invalid_field
+from service.core.errors import Conflict, TooLarge, found, invalid_field
 from service.core.schemas import Page
 from service.core.settings import Settings
 from service.core.store import Store
@@ -247,10 +247,7 @@ def _display_name(received: ReceivedFile) -> str:
 
 
 def get_dataset(session: Session, project: Project, dataset_id: str) -> Dataset:
-    dataset = repository.get(session, project.id, dataset_id)
-    if dataset is None:
-        raise NotFound(f"dataset {dataset_id!r} not found")
-    return dataset
+    return found(repository.get(session, project.id, dataset_id), "dataset", dataset_id)
 
 
 def get_profile(
