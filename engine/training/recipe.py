@@ -160,11 +160,13 @@ def train(
     on_checkpoint: CheckpointCallback | None = None,
     resume_from: bytes | None = None,
     on_fold: FoldCallback | None = None,
+    checkpoint_interval_seconds: float = 30.0,
 ) -> TrainedModel:
     """The final model, its test evaluation and, with data.split.folds, the cross-validation.
 
-    Only the final model reports epochs (`on_epoch`) and checkpoints: the fold models run
-    first and report once each through `on_fold`; `should_cancel` stops either."""
+    Only the final model reports epochs (`on_epoch`) and checkpoints (after its last epoch,
+    and at most every `checkpoint_interval_seconds` before: see `Trainer.fit`): the fold
+    models run first and report once each through `on_fold`; `should_cancel` stops either."""
     prepared = prepare(spec, data)
     cross_validation = _cross_validate(spec, data, should_cancel, on_fold)
     spec, trainer, fit = _fit(
@@ -174,6 +176,7 @@ def train(
         should_cancel=should_cancel,
         on_checkpoint=on_checkpoint,
         resume_from=resume_from,
+        checkpoint_interval_seconds=checkpoint_interval_seconds,
     )
     evaluation = _evaluate_on_test(spec, prepared, trainer)
     trainer.model.cpu()

@@ -171,7 +171,13 @@ class Trainer:
         should_cancel: CancelCheck | None = None,
         on_checkpoint: CheckpointCallback | None = None,
         resume_from: bytes | None = None,
+        checkpoint_interval_seconds: float = 30.0,
     ) -> FitResult:
+        """Train for `spec.training.epochs` (fewer when early stopping stops), reporting each
+        epoch to `on_epoch`. `on_checkpoint` gets a checkpoint after the last epoch and, before
+        that, after any epoch that ends `checkpoint_interval_seconds` or more after the last
+        checkpoint (0: after every epoch): building one copies the model, the optimizer and the
+        history, too costly for every one of many short epochs."""
         x_train, y_train = self._to_device(x_train), self._to_device(y_train)
         x_val, y_val = self._to_device(x_val), self._to_device(y_val)
         n = x_train.shape[0]
@@ -190,6 +196,7 @@ class Trainer:
         if resume_from is not None:
             run = self._resume(checkpoint_from_bytes(resume_from), shuffle, schedule, monitor)
         self._lr = None
+        checkpointed_at = time.monotonic()
 
         for epoch in range(run.epoch + 1, self.config.epochs + 1):
             if run.stopped_early:
@@ -231,8 +238,11 @@ class Trainer:
                         warnings=warnings,
                     )
                 )
-            if on_checkpoint is not None:
+            last = run.stopped_early or epoch == self.config.epochs
+            due = time.monotonic() - checkpointed_at >= checkpoint_interval_seconds
+            if on_checkpoint is not None and (last or due):
                 on_checkpoint(self._checkpoint(run, schedule, monitor, shuffle))
+                checkpointed_at = time.monotonic()
 
         stopping = self.config.early_stopping
         restored = bool(stopping and stopping.restore_best and run.best_model is not None)

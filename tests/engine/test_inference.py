@@ -322,6 +322,7 @@ def test_a_training_run_with_embeddings_resumes_from_its_checkpoint():
             table,
             on_checkpoint=lambda c: checkpoints.append(checkpoint_to_bytes(c)),
             should_cancel=lambda: len(checkpoints) == 1,
+            checkpoint_interval_seconds=0,
         )
 
     resumed = train(_embedding_spec(3), table, resume_from=checkpoints[-1])

@@ -7,6 +7,7 @@ Models are plain torch modules so these tests pin the loop, not the model builde
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 import torch
@@ -714,6 +715,7 @@ def test_a_resumed_fit_matches_an_uninterrupted_one():
             *data,
             on_checkpoint=lambda c: checkpoints.append(checkpoint_to_bytes(c)),
             should_cancel=lambda: len(checkpoints) == 3,
+            checkpoint_interval_seconds=0,
         )
     reports: list[EpochReport] = []
     resumed_trainer = Trainer(_resumable_spec(), mlp(4, 3, dropout=0.3, seed=99), CPU)
@@ -727,11 +729,87 @@ def test_a_resumed_fit_matches_an_uninterrupted_one():
         assert torch.equal(tensor, resumed_trainer.model.state_dict()[name]), name
 
 
+class _EpochClock:
+    """Stands in for the trainer's `time`: `monotonic` moves on one second each time an epoch
+    is reported (`tick`, given as on_epoch); `perf_counter` is the real one."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.perf_counter = time.perf_counter
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def tick(self, _: EpochReport) -> None:
+        self.now += 1.0
+
+
+def test_checkpoints_follow_the_interval_and_always_come_after_the_last_epoch(monkeypatch):
+    def epochs_checkpointed(interval: float, early_stopped: bool = False) -> list[int]:
+        clock = _EpochClock()
+        monkeypatch.setattr(trainer_module, "time", clock)
+        checkpoints: list[Checkpoint] = []
+        spec, model, data = _resumable_spec(), mlp(4, 3), classes()
+        if early_stopped:
+            spec = make_spec(
+                "regression", epochs=300, batch_size="full", early_stopping={"patience": 3}
+            )
+            model, data = mlp(4, 1, hidden=64), _noise_problem()
+        Trainer(spec, model, CPU).fit(
+            *data,
+            on_epoch=clock.tick,
+            on_checkpoint=checkpoints.append,
+            checkpoint_interval_seconds=interval,
+        )
+        return [c.epoch for c in checkpoints]
+
+    assert epochs_checkpointed(0) == [1, 2, 3, 4, 5, 6]
+    assert epochs_checkpointed(3600) == [6]
+    # Epochs end one (fake) second apart: the interval passes at epochs 2 and 4, then the end.
+    assert epochs_checkpointed(2) == [2, 4, 6]
+    # Early stopping's epoch is the last one.
+    stopped_at = epochs_checkpointed(3600, early_stopped=True)
+    assert len(stopped_at) == 1 and stopped_at[0] < 300
+
+
+def test_a_fit_resumed_from_an_interval_checkpoint_matches_an_uninterrupted_one(monkeypatch):
+    data = classes()
+    straight_trainer = Trainer(_resumable_spec(), mlp(4, 3, dropout=0.3), CPU)
+    straight = straight_trainer.fit(*data)
+
+    # Checkpoints every other epoch; the worker is lost during epoch 5, after the one of 4.
+    clock = _EpochClock()
+    monkeypatch.setattr(trainer_module, "time", clock)
+    checkpoints: list[Checkpoint] = []
+    reports: list[EpochReport] = []
+
+    def on_epoch(report: EpochReport) -> None:
+        reports.append(report)
+        clock.tick(report)
+
+    interrupted = Trainer(_resumable_spec(), mlp(4, 3, dropout=0.3), CPU)
+    with pytest.raises(TrainingCancelled):
+        interrupted.fit(
+            *data,
+            on_epoch=on_epoch,
+            on_checkpoint=checkpoints.append,
+            should_cancel=lambda: len(reports) == 4,
+            checkpoint_interval_seconds=2,
+        )
+    assert [c.epoch for c in checkpoints] == [2, 4]
+    resumed_trainer = Trainer(_resumable_spec(), mlp(4, 3, dropout=0.3, seed=99), CPU)
+    resumed = resumed_trainer.fit(*data, resume_from=checkpoint_to_bytes(checkpoints[-1]))
+
+    assert resumed.history == straight.history
+    for name, tensor in straight_trainer.model.state_dict().items():
+        assert torch.equal(tensor, resumed_trainer.model.state_dict()[name]), name
+
+
 def test_a_checkpoint_holds_everything_and_loads_with_weights_only():
     checkpoints: list[Checkpoint] = []
     trainer = Trainer(_resumable_spec(), mlp(4, 3), CPU)
 
-    trainer.fit(*classes(), on_checkpoint=checkpoints.append)
+    trainer.fit(*classes(), on_checkpoint=checkpoints.append, checkpoint_interval_seconds=0)
 
     assert [c.epoch for c in checkpoints] == [1, 2, 3, 4, 5, 6]
     first = checkpoints[0]
