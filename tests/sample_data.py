@@ -23,6 +23,24 @@ def parquet_bytes(columns: dict[str, list]) -> bytes:
     return sink.getvalue()
 
 
+def npz_bytes(**arrays: np.ndarray) -> bytes:
+    """An NPZ upload holding `arrays` under their names (`x`, `y`, ...)."""
+    sink = io.BytesIO()
+    np.savez(sink, **arrays)
+    return sink.getvalue()
+
+
+def noisy_sine_sequences(n: int, steps: int = 64, seed: int = 0) -> dict[str, np.ndarray]:
+    """`x` [n, steps, 1]: noisy sine waves, time-major; `y`: 1 where the wave is twice as fast,
+    so a small convolutional network learns it in a few epochs."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, size=n)
+    t = np.linspace(0, 4 * np.pi, steps)
+    phase = rng.uniform(0, 2 * np.pi, size=(n, 1))
+    x = np.sin((1 + y[:, None]) * t[None, :] + phase) + rng.normal(scale=0.5, size=(n, steps))
+    return {"x": x[:, :, None].astype(np.float32), "y": y.astype(np.int64)}
+
+
 def breast_cancer_columns() -> dict[str, list]:
     data = load_breast_cancer()
     columns = {name: data.data[:, i].tolist() for i, name in enumerate(data.feature_names)}

@@ -9,12 +9,7 @@ import numpy as np
 from PIL import Image
 
 from tests.conftest import Api, Backend
-
-
-def npz_bytes(**arrays: np.ndarray) -> bytes:
-    sink = io.BytesIO()
-    np.savez(sink, **arrays)
-    return sink.getvalue()
+from tests.sample_data import npz_bytes
 
 
 def png_bytes(value: int, size: int = 8, mode: str = "L") -> bytes:

@@ -15,7 +15,7 @@ from PIL import Image
 
 from service.jobs.training_run import run_training_job
 from tests.conftest import Api, Backend
-from tests.sample_data import csv_bytes, linear_regression
+from tests.sample_data import csv_bytes, linear_regression, npz_bytes
 from tests.service.conftest import worker_resources
 
 BRIGHT, DARK = 7, 3  # the images' labels in y
@@ -36,12 +36,6 @@ def assert_invalid(response, field: str) -> dict:
     assert error["code"] == "invalid_instances"
     assert field in [d["field"] for d in error["details"]], error
     return error
-
-
-def npz_bytes(**arrays: np.ndarray) -> bytes:
-    sink = io.BytesIO()
-    np.savez(sink, **arrays)
-    return sink.getvalue()
 
 
 def png_base64(value: int, size: int = 8) -> str:

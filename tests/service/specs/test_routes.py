@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 
 from tests.conftest import Api, Backend
-from tests.sample_data import csv_bytes, mixed_classification
+from tests.sample_data import csv_bytes, mixed_classification, npz_bytes
 
 CLASSIFY = {"task": "classification", "target": "label"}
 CLASSIFY_ARRAYS = {"task": "classification", "target": "y"}
@@ -21,12 +19,6 @@ def assert_invalid(response, field: str) -> dict:
     error = response.json()["error"]
     assert field in [d["field"] for d in error["details"]], error
     return error
-
-
-def npz_bytes(**arrays: np.ndarray) -> bytes:
-    sink = io.BytesIO()
-    np.savez(sink, **arrays)
-    return sink.getvalue()
 
 
 def upload(api: Api, content: bytes, filename: str) -> str:
