@@ -1,4 +1,7 @@
-"""Benchmark: the engine's training loop against hand-written loops and PyTorch Lightning.
+"""Benchmark: the engine's training loop against hand-written loops and PyTorch Lightning,
+and a whole training job through the service against a hand-written loop.
+
+Case `loop` (the engine's loop, in this process):
 
 One process, one task, four contenders doing the same work: 200,000 x 50 rows from
 `make_classification` (10 classes, seed 0), 90% trained on and 10% validated on after every
@@ -14,10 +17,24 @@ noisy neighbour slows them alike, and each contender's best round counts (the en
 handwritten ratio of each round is printed too). sps = trained rows per second, with the
 per-epoch validation inside the time, as it is for every contender.
 
-    .venv/bin/python bench/train_loop.py [--rows 200000] [--epochs 5] [--rounds 3]
+Case `small-epochs` (many short epochs, the common case of small tabular and time-series
+data): `trainyard run` (the embedded default: SQLite, a folder broker, one API and one worker
+process) trains a 200-row NPZ set of noisy sine waves (64 steps, 1 channel, 2 classes) with an
+FCN of three conv1d blocks (filters 16, 32, 32), batch 16, Adam 1e-3, no early stopping, for
+`--small-epochs` epochs (1000). Timed from just before `POST /v1/jobs` to the first poll (every
+20 ms) that sees `succeeded`, after one warm-up job. The peer, in this process: the same model
+(built by the engine from the job's resolved spec, so the same weights count), optimizer and
+batch over tensors with the job's own train and validation row counts, sliced by a shuffled
+index, with a validation pass read to the host once an epoch. Service and peer alternate,
+`--rounds` times; medians count. `service_vs_handwritten` = peer seconds / service seconds
+(1.0 = parity).
+
+    .venv/bin/python -m bench.train_loop [--cases loop,small-epochs] [--rows 200000]
+        [--epochs 5] [--rounds 3] [--small-epochs 1000]
 
 The last line is JSON: {"engine_sps", "handwritten_sps", "dataloader_sps", "lightning_sps",
-"engine_vs_handwritten", "engine_vs_lightning", "device", ...}.
+"engine_vs_handwritten", "engine_vs_lightning", "device", ..., "service_vs_handwritten",
+"small_epochs": {...}} (the fields of the cases that ran).
 """
 
 from __future__ import annotations
@@ -25,11 +42,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import statistics
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,8 +60,12 @@ from torch.utils.data import DataLoader, TensorDataset
 # Runnable as a script from anywhere, as well as with `python -m bench.train_loop`.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from client import Client  # noqa: E402
+from engine.models import build_model  # noqa: E402
 from engine.spec import Spec  # noqa: E402
 from engine.training.trainer import Trainer  # noqa: E402
+from tests.e2e.fleet import free_port, service_env, stop, trainyard, wait_until_ready  # noqa: E402
+from tests.sample_data import noisy_sine_sequences, npz_bytes  # noqa: E402
 
 BATCH = 256
 LEARNING_RATE = 1e-3
@@ -214,16 +238,124 @@ def timed(run: Callable[[Data, int, torch.device], None], *args) -> float:
     return time.perf_counter() - started
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--skip", nargs="*", default=[], help="contenders to leave out")
-    args = parser.parse_args()
+SMALL_ROWS = 200
+SMALL_STEPS = 64
+SMALL_BATCH = 16
+SMALL_FILTERS = [16, 32, 32]
+SMALL_KEY = "ty_bench_" + "s" * 24
 
+
+def small_epochs_spec(epochs: int) -> dict[str, Any]:
+    return {
+        "task": "classification",
+        "target": "y",
+        "model": {"family": "cnn", "filters": SMALL_FILTERS},
+        "training": {
+            "epochs": epochs,
+            "batch_size": SMALL_BATCH,
+            "optimizer": "adam",
+            "learning_rate": LEARNING_RATE,
+            "early_stopping": None,
+            "device": "cpu",
+        },
+    }
+
+
+def time_service_job(client: Client, dataset_id: str, epochs: int) -> tuple[float, dict]:
+    """Seconds from just before the POST to the first poll that sees the job succeeded."""
+    started = time.perf_counter()
+    job = client.create_job(dataset_id, small_epochs_spec(epochs))
+    while (job := client.get_job(job["id"]))["status"] in ("queued", "running"):
+        time.sleep(0.02)
+    seconds = time.perf_counter() - started
+    assert job["status"] == "succeeded", job["error"]
+    assert job["progress"]["epoch"] == epochs, job["progress"]
+    return seconds, job
+
+
+def run_handwritten_small(
+    spec: dict, arrays: dict[str, np.ndarray], rows: dict[str, int], epochs: int
+) -> tuple[float, int]:
+    """(seconds, parameters) of the hand-written loop: same model, optimizer, batch, epochs
+    and row counts as the job, per-epoch validation read once."""
+    x = torch.from_numpy((arrays["x"] - arrays["x"].mean()) / arrays["x"].std())
+    y = torch.from_numpy(arrays["y"])
+    n_train, n_val = rows["train"], rows["validation"]
+    x_train, y_train = x[:n_train], y[:n_train]
+    x_val, y_val = x[n_train : n_train + n_val], y[n_train : n_train + n_val]
+    started = time.perf_counter()
+    torch.manual_seed(0)
+    model = build_model(Spec.model_validate(spec), (SMALL_STEPS, 1), 2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(n_train, generator=generator)
+        loss_sum = torch.zeros(())
+        for start in range(0, n_train, SMALL_BATCH):
+            index = order[start : start + SMALL_BATCH]
+            loss = F.cross_entropy(model(x_train[index]), y_train[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * index.shape[0]
+        validation = _validate(model, x_val, y_val)
+        torch.cat([(loss_sum / n_train).view(1), validation]).tolist()
+    seconds = time.perf_counter() - started
+    return seconds, sum(p.numel() for p in model.parameters())
+
+
+def small_epochs_case(epochs: int, rounds: int) -> dict[str, Any]:
+    arrays = noisy_sine_sequences(SMALL_ROWS, SMALL_STEPS)
+    with tempfile.TemporaryDirectory(prefix="trainyard-bench-") as scratch:
+        port = free_port()
+        env = service_env(
+            Path(scratch) / "data", port, SMALL_KEY, max_epochs=str(max(1000, epochs))
+        )
+        run = trainyard("run", env=env, log=Path(scratch) / "run.log")
+        try:
+            base_url = f"http://127.0.0.1:{port}"
+            wait_until_ready(base_url, [run])
+            with Client(base_url, SMALL_KEY) as client:
+                dataset = client.upload_dataset(npz_bytes(**arrays), "sines.npz")
+                time_service_job(client, dataset["id"], 5)  # warm-up: the worker is up
+                service_s, peer_s = [], []
+                for round_index in range(rounds):
+                    seconds, job = time_service_job(client, dataset["id"], epochs)
+                    service_s.append(seconds)
+                    rows = job["report"]["rows"]
+                    resolved = {**job["spec"], "model": small_epochs_spec(epochs)["model"]}
+                    seconds, parameters = run_handwritten_small(resolved, arrays, rows, epochs)
+                    peer_s.append(seconds)
+                    print(
+                        f"round {round_index + 1} small-epochs: service {service_s[-1]:.2f}s, "
+                        f"handwritten {peer_s[-1]:.2f}s "
+                        f"({peer_s[-1] / service_s[-1]:.3f})",
+                        flush=True,
+                    )
+        finally:
+            stop(run)
+    service, peer = statistics.median(service_s), statistics.median(peer_s)
+    return {
+        "service_vs_handwritten": round(peer / service, 3),
+        "small_epochs": {
+            "service_s": round(service, 3),
+            "handwritten_s": round(peer, 3),
+            "service_s_per_round": [round(v, 3) for v in service_s],
+            "handwritten_s_per_round": [round(v, 3) for v in peer_s],
+            "service_ms_per_epoch": round(service / epochs * 1000, 2),
+            "handwritten_ms_per_epoch": round(peer / epochs * 1000, 2),
+            "overhead_ms_per_epoch": round((service - peer) / epochs * 1000, 2),
+            "epochs": epochs,
+            "rows": rows,
+            "parameters": parameters,
+            # The worker's torch uses every core, as this process does.
+            "threads": torch.get_num_threads(),
+        },
+    }
+
+
+def loop_case(args: argparse.Namespace) -> dict[str, Any]:
     use_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
     device = torch.device("cuda" if use_cuda else "cpu")
     if device.type == "cpu":
@@ -277,6 +409,26 @@ def main() -> None:
         "rounds": args.rounds,
         "torch": torch.__version__,
     }
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", default="loop,small-epochs", help="loop, small-epochs")
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--small-epochs", type=int, default=1000)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--skip", nargs="*", default=[], help="contenders to leave out")
+    args = parser.parse_args()
+    cases = set(args.cases.split(","))
+    summary: dict[str, Any] = {}
+    if "loop" in cases:
+        summary |= loop_case(args)
+    if "small-epochs" in cases:
+        summary |= small_epochs_case(args.small_epochs, args.rounds)
     print(json.dumps(summary))
 
 
