@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.errors import SpecMismatch
-from engine.spec import DataConfig
+from engine.spec.data import DataConfig
 
 IMAGE_OPTIONS = ("horizontal_flip", "vertical_flip", "crop_padding", "rotation_degrees")
 SEQUENCE_OPTIONS = ("jitter_std", "scaling_std", "time_shift")

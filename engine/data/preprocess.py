@@ -28,9 +28,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.data.ingest import logical_type
-from engine.data.spec import BinningConfig, ColumnPreprocess, OutlierConfig, PreprocessConfig
 from engine.errors import DataError, SpecMismatch
 from engine.spec import Spec
+from engine.spec.data import BinningConfig, ColumnPreprocess, OutlierConfig, PreprocessConfig
 
 STATE_VERSION = 2
 MAX_CATEGORIES = 100

@@ -29,7 +29,7 @@ from sklearn.model_selection import (
 )
 
 from engine.errors import DataError
-from engine.spec import SplitConfig
+from engine.spec.data import SplitConfig
 
 
 @dataclass

@@ -22,15 +22,15 @@ from engine.models.components import Built, Shape, show
 from engine.models.layers import build_layers
 from engine.models.mlp import build_mlp
 from engine.models.rnn import build_rnn
-from engine.models.spec import (
+from engine.models.summary import LayerSummary, ModelSummary, count_parameters, summarise
+from engine.models.tabular import EmbeddedInput, embedded_width, with_embeddings
+from engine.spec.model import (
     AutoencoderConfig,
     CNNConfig,
     MLPConfig,
     ModelConfig,
     RNNConfig,
 )
-from engine.models.summary import LayerSummary, ModelSummary, count_parameters, summarise
-from engine.models.tabular import EmbeddedInput, embedded_width, with_embeddings
 
 __all__ = [
     "DEFAULT_MAX_PARAMETERS",

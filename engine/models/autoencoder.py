@@ -27,7 +27,7 @@ from engine.models.components import (
     require_rank,
     show,
 )
-from engine.models.spec import AutoencoderConfig
+from engine.spec.model import AutoencoderConfig
 
 DENSE_HIDDEN = [64, 32]
 CONV_HIDDEN = [16, 32]

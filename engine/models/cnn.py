@@ -29,7 +29,7 @@ from engine.models.components import (
     require_rank,
     show,
 )
-from engine.models.spec import Activation, CNNConfig
+from engine.spec.model import Activation, CNNConfig
 
 IMAGE_FILTERS = [32, 64]
 SEQUENCE_FILTERS = [64, 128, 128]

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from engine.errors import SpecMismatch
-from engine.models.spec import Activation, Cell, Init
+from engine.spec.model import Activation, Cell, Init
 
 Shape = tuple[int, ...]
 """The shape of one example, without the batch dimension."""

@@ -35,7 +35,7 @@ from engine.models.components import (
     require_rank,
     show,
 )
-from engine.models.spec import (
+from engine.spec.model import (
     ActivationLayer,
     AvgPool1dLayer,
     AvgPool2dLayer,

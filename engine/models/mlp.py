@@ -12,7 +12,7 @@ import math
 from torch import nn
 
 from engine.models.components import Built, Shape, activation, initialise
-from engine.models.spec import MLPConfig
+from engine.spec.model import MLPConfig
 
 
 def build_mlp(config: MLPConfig, input_shape: Shape, output_dim: int, task: str) -> Built:

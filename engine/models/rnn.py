@@ -17,7 +17,7 @@ from engine.models.components import (
     initialise,
     require_rank,
 )
-from engine.models.spec import RNNConfig
+from engine.spec.model import RNNConfig
 
 
 class RecurrentNet(nn.Module):

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.errors import SpecMismatch
-from engine.training.spec import TrainingConfig, resolve_loss
+from engine.spec.training import TrainingConfig, resolve_loss
 
 
 class TaskLoss:

@@ -64,7 +64,7 @@ from engine.models import (
 )
 from engine.pipeline import ArrayPipeline, Pipeline, TablePipeline, WindowPipeline
 from engine.spec import Spec
-from engine.training.spec import check_loss_for_task
+from engine.spec.training import check_loss_for_task
 from engine.training.trainer import (
     CancelCheck,
     CheckpointCallback,

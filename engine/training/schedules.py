@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from engine.training.spec import (
+from engine.spec.training import (
     CosineSchedule,
     OneCycleSchedule,
     ReduceOnPlateauSchedule,

@@ -28,7 +28,8 @@ from torch import nn
 
 from engine.data.augment import BatchAugment
 from engine.errors import DataError, SpecMismatch, TrainingCancelled, TrainingDiverged
-from engine.spec import Spec, TrainingConfig
+from engine.spec import Spec
+from engine.spec.training import TrainingConfig, check_loss_for_task
 from engine.training.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -45,7 +46,6 @@ from engine.training.health import (
 )
 from engine.training.losses import build_loss, class_weight_vector
 from engine.training.schedules import LearningRateSchedule
-from engine.training.spec import check_loss_for_task
 
 # Evaluation runs in chunks so that validating a large set never holds all its activations:
 # at most this many rows, and at most EVAL_CHUNK_ELEMENTS input values (large images).

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from engine.errors import DataError, SpecMismatch
 from engine.models import ModelSummary
-from engine.models.spec import (
+from engine.spec import Spec
+from engine.spec.model import (
     AutoencoderConfig,
     CNNConfig,
     LayersConfig,
@@ -21,7 +22,6 @@ from engine.models.spec import (
     ResidualLayer,
     RNNConfig,
 )
-from engine.spec import Spec
 from engine.training.recipe import dry_run
 from service.auth.tables import Project
 from service.core.errors import InvalidInput, invalid_field

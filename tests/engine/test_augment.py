@@ -12,7 +12,8 @@ from torch import nn
 from engine.data.arrays import ArrayData
 from engine.data.augment import BatchAugment, build_augment
 from engine.errors import SpecMismatch
-from engine.spec import DataConfig, Spec
+from engine.spec import Spec
+from engine.spec.data import DataConfig
 from engine.training.recipe import dry_run, train
 from engine.training.trainer import Trainer
 from tests.sample_data import linear_regression

@@ -13,8 +13,8 @@ from pydantic import ValidationError
 
 from engine.data.arrays import ArrayData, ArrayPreprocessor, fit_array_preprocessor
 from engine.data.images import read_image_zip
-from engine.data.spec import DataConfig
 from engine.errors import DataError, InvalidInstances
+from engine.spec.data import DataConfig
 
 
 def _png(size: tuple[int, int], mode: str = "L", value: int = 128) -> bytes:

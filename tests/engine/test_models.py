@@ -22,8 +22,8 @@ from engine.models import (
     default_model_config,
     describe_model,
 )
-from engine.models.spec import LayersConfig, ModelConfig
 from engine.spec import Spec
+from engine.spec.model import LayersConfig, ModelConfig
 
 MODEL_CONFIG = TypeAdapter(ModelConfig)
 

@@ -15,7 +15,8 @@ from engine.data.split import (
     table_row_codes,
 )
 from engine.errors import DataError, SpecMismatch
-from engine.spec import Spec, SplitConfig
+from engine.spec import Spec
+from engine.spec.data import SplitConfig
 from engine.training.recipe import prepare
 from tests.sample_data import mixed_classification
 

@@ -15,6 +15,7 @@ from torch import nn
 
 from engine.errors import SpecMismatch, TrainingCancelled, TrainingDiverged
 from engine.spec import Spec
+from engine.spec.training import LossMismatch, TrainingConfig, check_loss_for_task
 from engine.training import trainer as trainer_module
 from engine.training.checkpoint import (
     Checkpoint,
@@ -22,7 +23,6 @@ from engine.training.checkpoint import (
     checkpoint_from_bytes,
     checkpoint_to_bytes,
 )
-from engine.training.spec import LossMismatch, TrainingConfig, check_loss_for_task
 from engine.training.trainer import EpochReport, FitResult, Trainer
 
 CPU = torch.device("cpu")

@@ -10,7 +10,6 @@ import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
-from engine.data.spec import DataConfig
 from engine.data.windows import (
     WindowScaler,
     fit_window_scaler,
@@ -19,6 +18,7 @@ from engine.data.windows import (
     time_ordered_split,
 )
 from engine.errors import DataError, InvalidInstances, SpecMismatch
+from engine.spec.data import DataConfig
 
 
 def _series(rows: int = 50) -> pa.Table:

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from engine.spec_model import SpecModel
+from engine.spec.base import SpecModel
 
 # Small enough that a resized image set of typical size fits in memory; large enough for
 # ImageNet-style inputs. Below 4 pixels no convolution preset has room to work.

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from engine.errors import SpecMismatch
-from engine.spec_model import SpecModel
+from engine.spec.base import SpecModel
 
 Optimizer = Literal["sgd", "adam", "adamw", "rmsprop", "adagrad"]
 Device = Literal["auto", "cpu", "cuda"]

@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from engine.spec_model import SpecModel
+from engine.spec.base import SpecModel
 
 Activation = Literal["relu", "leaky_relu", "elu", "selu", "gelu", "sigmoid", "tanh"]
 Init = Literal[

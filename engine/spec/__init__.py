@@ -2,8 +2,9 @@
 
 `{"task": "classification", "target": "label"}` alone is a complete spec; every other field
 has a default that trains a sound model on a small tabular dataset. Each section lives beside
-the code that uses it (`engine/models/spec.py`, `engine/training/spec.py`,
-`engine/data/spec.py`); this module assembles them.
+its own module (`engine/spec/data.py`, `model.py`, `training.py`, on the base in `base.py`);
+this module assembles them. The package is a leaf: it imports nothing of the engine but its
+errors, so data, models and training can all depend on it without a cycle.
 """
 
 from __future__ import annotations
@@ -12,26 +13,12 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from engine.data.spec import DataConfig, SplitConfig
-from engine.models.spec import Activation, MLPConfig, ModelConfig
-from engine.spec_model import SpecModel
-from engine.training.spec import Device, EarlyStopping, Optimizer, TrainingConfig
+from engine.spec.base import SpecModel
+from engine.spec.data import DataConfig
+from engine.spec.model import ModelConfig
+from engine.spec.training import TrainingConfig
 
-__all__ = [
-    "MODEL_NAME_PATTERN",
-    "Activation",
-    "DataConfig",
-    "Device",
-    "EarlyStopping",
-    "MLPConfig",
-    "ModelConfig",
-    "Optimizer",
-    "Spec",
-    "SpecModel",
-    "SplitConfig",
-    "Task",
-    "TrainingConfig",
-]
+__all__ = ["MODEL_NAME_PATTERN", "Spec", "Task"]
 
 Task = Literal["classification", "regression", "forecasting", "reconstruction"]
 # A registered model's name: no `/` or `@`, which a model reference (`name@alias`,
