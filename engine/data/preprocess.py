@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.data.ingest import logical_type
+from engine.data.ingest.table import logical_type
 from engine.errors import DataError, SpecMismatch
 from engine.spec import Spec
 from engine.spec.data import BinningConfig, ColumnPreprocess, OutlierConfig, PreprocessConfig

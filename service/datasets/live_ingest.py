@@ -14,16 +14,10 @@ import queue
 import threading
 from collections import deque
 
-from engine.data.ingest import (
-    PARQUET_MAGIC,
-    SNIFF_BYTES,
-    ZIP_MAGIC,
-    TableLimits,
-    TableSummary,
-    convert_to_parquet,
-    detect_format,
-)
-from engine.data.profile import TableProfiler
+from engine.data.ingest import convert_to_parquet
+from engine.data.ingest.formats import PARQUET_MAGIC, SNIFF_BYTES, ZIP_MAGIC, detect_format
+from engine.data.ingest.table import TableLimits, TableSummary
+from engine.data.profile.table import TableProfiler
 from engine.errors import DataError
 from service.core.store import Store
 

@@ -15,22 +15,12 @@ from starlette.concurrency import run_in_threadpool
 
 from engine.data.arrays import ArrayData, read_arrays, read_npz, summarise, write_arrays
 from engine.data.images import read_image_zip
-from engine.data.ingest import (
-    SNIFF_BYTES,
-    ColumnTypeConflict,
-    TableLimits,
-    TableTooLarge,
-    convert_to_parquet,
-    detect_format,
-)
-from engine.data.profile import (
-    PROFILE_VERSION,
-    TableProfile,
-    TableProfiler,
-    profile_table,
-    profile_target,
-    table_profile_from_dict,
-)
+from engine.data.ingest import convert_to_parquet
+from engine.data.ingest.formats import SNIFF_BYTES, detect_format
+from engine.data.ingest.table import ColumnTypeConflict, TableLimits, TableTooLarge
+from engine.data.profile.results import PROFILE_VERSION, TableProfile, table_profile_from_dict
+from engine.data.profile.table import TableProfiler, profile_table
+from engine.data.profile.target import profile_target
 from engine.errors import DataError
 from service.auth.tables import Project
 from service.core.database import new_id

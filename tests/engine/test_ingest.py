@@ -9,7 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from engine.data import ingest
-from engine.data.ingest import TableLimits, convert_to_parquet, detect_format
+from engine.data.ingest import convert_to_parquet, pieces
+from engine.data.ingest.formats import detect_format
+from engine.data.ingest.table import ColumnTypeConflict, TableLimits, TableTooLarge
 from engine.errors import DataError
 from tests.sample_data import csv_bytes, mixed_classification, parquet_bytes
 
@@ -52,7 +54,7 @@ def test_missing_values_are_counted_per_column():
 
 
 def test_missing_counts_add_up_across_record_batches(monkeypatch):
-    monkeypatch.setattr(ingest, "PIECE_BYTES", 256)
+    monkeypatch.setattr(pieces, "PIECE_BYTES", 256)
     data = {
         "n": [None if i % 3 == 0 else i + 0.5 for i in range(300)],
         "s": [None if i % 5 == 0 else f"v{i}" for i in range(300)],
@@ -129,7 +131,7 @@ def test_ragged_csv_names_the_line_and_the_field_counts():
 
 def test_ragged_row_far_into_the_file_names_its_line(monkeypatch):
     # Several pieces, so the line is counted across them.
-    monkeypatch.setattr(ingest, "PIECE_BYTES", 64)
+    monkeypatch.setattr(pieces, "PIECE_BYTES", 64)
     raw = b"a,b,c\n" + b"1,2,3\n" * 200 + b"4,5,6,7\n" + b"1,2,3\n" * 10
 
     with pytest.raises(DataError, match="^line 202: expected 3 fields, found 4$"):
@@ -144,7 +146,7 @@ def test_ragged_row_after_a_quoted_newline_names_the_line_it_starts_on():
 
 
 def test_invalid_utf8_names_the_line(monkeypatch):
-    monkeypatch.setattr(ingest, "PIECE_BYTES", 64)
+    monkeypatch.setattr(pieces, "PIECE_BYTES", 64)
     raw = b"n,city\n" + b"1,Paris\n" * 30 + b"2,Orl\xe9ans\n" + b"3,Lyon\n"
 
     with pytest.raises(DataError, match="^line 32: .*not UTF-8"):
@@ -190,7 +192,7 @@ def test_utf8_bom_is_not_part_of_the_first_column_name():
 
 
 def test_quoted_fields_keep_embedded_delimiters_quotes_and_newlines(monkeypatch):
-    monkeypatch.setattr(ingest, "PIECE_BYTES", 32)
+    monkeypatch.setattr(pieces, "PIECE_BYTES", 32)
     row = b'1,"Smith, John","said ""hi""\nthen left"\n'
     raw = b"id,name,note\n" + row * 20
 
@@ -228,7 +230,7 @@ def test_jsonl_by_content_and_by_name():
 
 
 def test_jsonl_across_pieces_keeps_the_first_pieces_types(monkeypatch):
-    monkeypatch.setattr(ingest, "PIECE_BYTES", 64)
+    monkeypatch.setattr(pieces, "PIECE_BYTES", 64)
     raw = b"".join(b'{"n": %d, "s": "v%d"}\n' % (i, i) for i in range(100))
 
     summary, table = _convert(raw, "jsonl")
@@ -245,7 +247,7 @@ def test_jsonl_malformed_line_is_named():
 
 
 def test_jsonl_field_missing_from_the_first_rows_is_named(monkeypatch):
-    monkeypatch.setattr(ingest, "PIECE_BYTES", 64)
+    monkeypatch.setattr(pieces, "PIECE_BYTES", 64)
     raw = b'{"a": 1}\n' * 20 + b'{"a": 2, "extra": 1}\n'
 
     with pytest.raises(DataError, match="^line 21: field 'extra'"):
@@ -258,10 +260,10 @@ def test_jsonl_nested_values_are_refused():
 
 
 def test_integer_column_meeting_a_decimal_later_reports_a_widening(monkeypatch):
-    monkeypatch.setattr(ingest, "PIECE_BYTES", 64)
+    monkeypatch.setattr(pieces, "PIECE_BYTES", 64)
     raw = b"n,s\n" + b"1,a\n" * 40 + b"2.5,b\n"
 
-    with pytest.raises(ingest.ColumnTypeConflict, match="^line 42: column 'n'") as caught:
+    with pytest.raises(ColumnTypeConflict, match="^line 42: column 'n'") as caught:
         _convert(raw)
     assert caught.value.column == "n" and caught.value.widened == pa.float64()
 
@@ -273,9 +275,9 @@ def test_integer_column_meeting_a_decimal_later_reports_a_widening(monkeypatch):
 def test_row_and_column_limits():
     raw = csv_bytes({"a": list(range(10)), "b": list(range(10)), "c": list(range(10))})
 
-    with pytest.raises(ingest.TableTooLarge, match="rows"):
+    with pytest.raises(TableTooLarge, match="rows"):
         convert_to_parquet(io.BytesIO(raw), "csv", io.BytesIO(), TableLimits(max_rows=9))
-    with pytest.raises(ingest.TableTooLarge, match="columns"):
+    with pytest.raises(TableTooLarge, match="columns"):
         convert_to_parquet(io.BytesIO(raw), "csv", io.BytesIO(), TableLimits(max_columns=2))
     summary = convert_to_parquet(
         io.BytesIO(raw), "csv", io.BytesIO(), TableLimits(max_rows=10, max_columns=3)
@@ -307,10 +309,10 @@ def test_parquet_name_with_non_parquet_bytes_raises(filename):
 
 
 def test_column_empty_in_the_first_piece_reports_the_type_it_has_later(monkeypatch):
-    monkeypatch.setattr(ingest, "PIECE_BYTES", 64)
+    monkeypatch.setattr(pieces, "PIECE_BYTES", 64)
     raw = b"n,sparse\n" + b"1,\n" * 40 + b"2,7\n"
 
-    with pytest.raises(ingest.ColumnTypeConflict, match="^line 42: column 'sparse'") as caught:
+    with pytest.raises(ColumnTypeConflict, match="^line 42: column 'sparse'") as caught:
         _convert(raw)
 
     summary, table = _convert_with(raw, {"sparse": caught.value.widened})
@@ -322,8 +324,8 @@ def test_column_empty_in_the_first_piece_reports_the_type_it_has_later(monkeypat
 
 
 def _small_blocks(monkeypatch) -> None:
-    monkeypatch.setattr(ingest, "PIECE_BYTES", 1024)
-    monkeypatch.setattr(ingest, "BLOCK_BYTES", 64)
+    monkeypatch.setattr(pieces, "PIECE_BYTES", 1024)
+    monkeypatch.setattr(pieces, "BLOCK_BYTES", 64)
 
 
 def test_blocks_keep_rows_in_order_and_quoted_newlines_whole(monkeypatch):
@@ -339,10 +341,10 @@ def test_blocks_keep_rows_in_order_and_quoted_newlines_whole(monkeypatch):
 
 
 def test_blocks_are_cut_only_after_whole_records(monkeypatch):
-    monkeypatch.setattr(ingest, "BLOCK_BYTES", 16)
+    monkeypatch.setattr(pieces, "BLOCK_BYTES", 16)
     buffer = b'a,"x\ny\nz"\n' * 20 + b'b,"cut off\n'
 
-    spans = ingest._record_blocks(buffer, quoted=True, at_end=False)
+    spans = pieces._record_blocks(buffer, quoted=True, at_end=False)
 
     assert spans[0][0] == 0 and len(spans) > 1
     assert all(end == start for (_, end), (start, _) in zip(spans, spans[1:], strict=False))
@@ -363,31 +365,31 @@ def test_a_late_decimal_in_a_later_block_names_its_line(monkeypatch):
     _small_blocks(monkeypatch)
     raw = b"n,s\n" + b"1,a\n" * 300 + b"2.5,b\n" + b"3,c\n" * 10
 
-    with pytest.raises(ingest.ColumnTypeConflict, match="^line 302: column 'n'"):
+    with pytest.raises(ColumnTypeConflict, match="^line 302: column 'n'"):
         _convert(raw)
 
 
 def test_on_piece_sees_every_row_in_order(monkeypatch):
     _small_blocks(monkeypatch)
     data = mixed_classification(n=200)
-    pieces: list[pa.Table] = []
+    seen: list[pa.Table] = []
     sink = io.BytesIO()
 
-    convert_to_parquet(io.BytesIO(csv_bytes(data)), "csv", sink, on_piece=pieces.append)
+    convert_to_parquet(io.BytesIO(csv_bytes(data)), "csv", sink, on_piece=seen.append)
 
-    assert len(pieces) > 1
-    assert pa.concat_tables(pieces).equals(pq.read_table(io.BytesIO(sink.getvalue())))
+    assert len(seen) > 1
+    assert pa.concat_tables(seen).equals(pq.read_table(io.BytesIO(sink.getvalue())))
 
 
 def test_pieces_are_gathered_into_fewer_row_groups(monkeypatch):
-    monkeypatch.setattr(ingest, "PIECE_BYTES", 256)
+    monkeypatch.setattr(pieces, "PIECE_BYTES", 256)
     monkeypatch.setattr(ingest, "ROW_GROUP_BYTES", 2048)
-    pieces: list[pa.Table] = []
+    seen: list[pa.Table] = []
     sink = io.BytesIO()
 
     convert_to_parquet(
-        io.BytesIO(csv_bytes(mixed_classification(n=300))), "csv", sink, on_piece=pieces.append
+        io.BytesIO(csv_bytes(mixed_classification(n=300))), "csv", sink, on_piece=seen.append
     )
 
     groups = pq.ParquetFile(io.BytesIO(sink.getvalue())).metadata.num_row_groups
-    assert 1 < groups < len(pieces)
+    assert 1 < groups < len(seen)

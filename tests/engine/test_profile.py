@@ -11,15 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from engine.data import ingest
-from engine.data.ingest import convert_to_parquet
-from engine.data.profile import (
-    TableProfile,
-    TableProfiler,
-    profile_table,
-    profile_target,
-    table_profile_from_dict,
-)
+from engine.data.ingest import convert_to_parquet, pieces
+from engine.data.profile.results import TableProfile, table_profile_from_dict
+from engine.data.profile.table import TableProfiler, profile_table
+from engine.data.profile.target import profile_target
 from tests.sample_data import csv_bytes
 
 
@@ -219,7 +214,7 @@ def mixed_columns(n: int = 600) -> dict[str, list]:
 
 
 def test_profile_taken_while_converting_is_the_profile_of_the_stored_file(monkeypatch):
-    monkeypatch.setattr(ingest, "PIECE_BYTES", 2048)  # many pieces, so many row groups
+    monkeypatch.setattr(pieces, "PIECE_BYTES", 2048)  # many pieces, so many row groups
     raw = csv_bytes(mixed_columns())
 
     on_the_way = profile_on_the_way(raw, io.BytesIO)
@@ -230,7 +225,7 @@ def test_profile_taken_while_converting_is_the_profile_of_the_stored_file(monkey
 
 
 def test_profile_finished_from_a_path_is_the_one_from_a_file_object(monkeypatch, tmp_path):
-    monkeypatch.setattr(ingest, "PIECE_BYTES", 2048)
+    monkeypatch.setattr(pieces, "PIECE_BYTES", 2048)
     raw = csv_bytes(mixed_columns())
 
     def saved(data: bytes) -> str:
@@ -243,7 +238,7 @@ def test_profile_finished_from_a_path_is_the_one_from_a_file_object(monkeypatch,
 
 def test_duplicates_count_every_column_however_it_is_hashed(monkeypatch):
     # Numbers are hashed on the way, text from the file: a row repeats only if both repeat.
-    monkeypatch.setattr(ingest, "PIECE_BYTES", 64)
+    monkeypatch.setattr(pieces, "PIECE_BYTES", 64)
     raw = csv_bytes({"n": [1, 1, 1, 2, 2, 2] * 10, "s": ["a", "a", "b", "a", "a", "b"] * 10})
 
     profile = profile_on_the_way(raw, io.BytesIO)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.data.ingest import TableLimits
-from engine.data.profile import profile_table
+from engine.data.ingest.table import TableLimits
+from engine.data.profile.table import profile_table
 from service.core.store import Store
 from service.datasets.live_ingest import _END, LiveConversion, _BytePipe
 from service.datasets.tables import table_key

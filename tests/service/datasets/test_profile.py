@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.data import ingest
+from engine.data.ingest import pieces
 from tests.conftest import Api, Backend, running_backend
 from tests.sample_data import csv_bytes, mixed_classification
 from tests.service.datasets.test_routes import assert_file_refused, dataset_folders, store_dir
@@ -180,7 +180,7 @@ def test_jsonl_and_tsv_uploads(api: Api) -> None:
 
 def test_column_typed_late_is_read_again_not_refused(api: Api, monkeypatch) -> None:
     # Several pieces, the decimal only in the last: the upload still succeeds.
-    monkeypatch.setattr(ingest, "PIECE_BYTES", 64)
+    monkeypatch.setattr(pieces, "PIECE_BYTES", 64)
     content = b"n,s\n" + b"".join(b"%d,x\n" % i for i in range(100)) + b"2.5,y\n"
 
     response = api.upload(content, "late.csv")
