@@ -22,7 +22,7 @@ from engine.spec.model import (
     ResidualLayer,
     RNNConfig,
 )
-from engine.training.recipe import dry_run
+from engine.training.preparation import dry_run
 from service.auth.tables import Project
 from service.core.errors import InvalidInput, invalid_field
 from service.core.settings import Settings

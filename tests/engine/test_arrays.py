@@ -260,7 +260,7 @@ def test_integer_labels_serve_as_a_regression_target():
 
 def test_table_preprocess_settings_are_refused_for_arrays_not_ignored():
     from engine.spec import Spec
-    from engine.training.recipe import dry_run
+    from engine.training.preparation import dry_run
 
     spec = Spec.model_validate(
         {

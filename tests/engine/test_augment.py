@@ -14,7 +14,8 @@ from engine.data.augment import BatchAugment, build_augment
 from engine.errors import SpecMismatch
 from engine.spec import Spec
 from engine.spec.data import DataConfig
-from engine.training.recipe import dry_run, train
+from engine.training.preparation import dry_run
+from engine.training.recipe import train
 from engine.training.trainer import Trainer
 from tests.sample_data import linear_regression
 

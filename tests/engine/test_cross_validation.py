@@ -10,7 +10,8 @@ import pytest
 from engine.errors import DataError, TrainingCancelled
 from engine.inference import Predictor
 from engine.spec import Spec
-from engine.training.recipe import FoldReport, dry_run, train
+from engine.training.preparation import dry_run
+from engine.training.recipe import FoldReport, train
 from engine.training.trainer import EpochReport
 from tests.sample_data import linear_regression, mixed_classification
 

@@ -24,7 +24,8 @@ from sklearn.metrics import (
 from engine.data.split import split_rows
 from engine.evaluation import classification_report
 from engine.spec import Spec
-from engine.training.recipe import prepare, train
+from engine.training.preparation import prepare
+from engine.training.recipe import train
 from tests.sample_data import linear_regression, mixed_classification
 
 

@@ -19,7 +19,7 @@ from engine.data.preprocess import (
 )
 from engine.errors import DataError, SpecMismatch
 from engine.spec import Spec
-from engine.training.recipe import dry_run
+from engine.training.preparation import dry_run
 from tests.sample_data import mixed_classification
 
 

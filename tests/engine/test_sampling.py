@@ -10,7 +10,8 @@ import torch
 from engine.data.sampling import resample
 from engine.errors import SpecMismatch
 from engine.spec import Spec
-from engine.training.recipe import dry_run, prepare, train
+from engine.training.preparation import dry_run, prepare
+from engine.training.recipe import train
 
 
 def _imbalanced(n: int = 200, seed: int = 0) -> pa.Table:

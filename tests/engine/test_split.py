@@ -17,7 +17,7 @@ from engine.data.split import (
 from engine.errors import DataError, SpecMismatch
 from engine.spec import Spec
 from engine.spec.data import SplitConfig
-from engine.training.recipe import prepare
+from engine.training.preparation import prepare
 from tests.sample_data import mixed_classification
 
 

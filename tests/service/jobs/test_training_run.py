@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from engine.training import recipe
+from engine.training import preparation
 from engine.training.checkpoint import checkpoint_from_bytes
 from service.core.database import create_session_factory, transaction, utcnow
 from service.core.store import Store
@@ -199,7 +199,7 @@ def test_the_worker_trains_the_spec_as_resolved_at_submit(
     def resolved_again(*args, **kwargs):
         raise AssertionError("the worker chose a default model again")
 
-    monkeypatch.setattr(recipe, "default_model_config", resolved_again)
+    monkeypatch.setattr(preparation, "default_model_config", resolved_again)
     assert run_job(job["id"]) == "succeeded"
     model_id = api.get(f"/v1/jobs/{job['id']}").json()["model_id"]
     store: Store = backend.app.state.store
