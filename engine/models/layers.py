@@ -1,6 +1,7 @@
 """The `layers` family: the user's own list of layers, built one by one while the shape of one
 example is tracked, so a layer that cannot take its input is named (`model.layers[3].
-kernel_size`) before torch would fail with an error about tensors.
+kernel_size`) before torch would fail with an error about tensors. Each layer kind has its
+own small builder, looked up by the layer's `type` in LAYER_BUILDERS.
 
 Layouts: features [F]; sequences [T, C], time-major, throughout the list (conv1d, pooling and
 batch norm transpose to channels-first and back inside, so they mix freely with recurrent
@@ -15,6 +16,8 @@ appended and the list must end at the input shape.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -127,111 +130,10 @@ def _build_layer(layer: Layer, shape: Shape, path: str, init: Init) -> tuple[Uni
     kind = layer.type
     act = getattr(layer, "activation", None)
     slope = getattr(layer, "negative_slope", 0.01)
-    modules: list[nn.Module]
-
-    match layer:
-        case DenseLayer():
-            modules = [nn.Linear(shape[-1], layer.units)]
-            shape = (*shape[:-1], layer.units)
-        case Conv1dLayer():
-            require_rank(shape, (2,), path, "conv1d", AT_LAYER)
-            steps, channels = shape
-            _fits(layer.kernel_size, steps, "length", f"{path}.kernel_size")
-            conv = nn.Conv1d(
-                channels,
-                layer.filters,
-                layer.kernel_size,
-                stride=layer.stride,
-                padding=conv_padding(layer.padding, layer.kernel_size, layer.stride),
-            )
-            modules = [TimeMajor(conv)]
-            shape = (
-                conv_length(steps, layer.kernel_size, layer.stride, layer.padding),
-                layer.filters,
-            )
-        case Conv2dLayer():
-            require_rank(shape, (3,), path, "conv2d", AT_LAYER)
-            channels, height, width = shape
-            _fits(layer.kernel_size, height, "height", f"{path}.kernel_size")
-            _fits(layer.kernel_size, width, "width", f"{path}.kernel_size")
-            modules = [
-                nn.Conv2d(
-                    channels,
-                    layer.filters,
-                    layer.kernel_size,
-                    stride=layer.stride,
-                    padding=conv_padding(layer.padding, layer.kernel_size, layer.stride),
-                )
-            ]
-            shape = (
-                layer.filters,
-                *(
-                    conv_length(size, layer.kernel_size, layer.stride, layer.padding)
-                    for size in (height, width)
-                ),
-            )
-        case MaxPool1dLayer() | AvgPool1dLayer():
-            require_rank(shape, (2,), path, kind, AT_LAYER)
-            steps, channels = shape
-            # A window wider than the input would pool it down to nothing.
-            _fits(layer.size, steps, "length", f"{path}.size")
-            pool = nn.MaxPool1d if isinstance(layer, MaxPool1dLayer) else nn.AvgPool1d
-            modules = [TimeMajor(pool(layer.size))]
-            shape = (steps // layer.size, channels)
-        case MaxPool2dLayer() | AvgPool2dLayer():
-            require_rank(shape, (3,), path, kind, AT_LAYER)
-            channels, height, width = shape
-            _fits(layer.size, height, "height", f"{path}.size")
-            _fits(layer.size, width, "width", f"{path}.size")
-            pool = nn.MaxPool2d if isinstance(layer, MaxPool2dLayer) else nn.AvgPool2d
-            modules = [pool(layer.size)]
-            shape = (channels, height // layer.size, width // layer.size)
-        case GlobalAvgPoolLayer():
-            require_rank(shape, (2, 3), path, kind, AT_LAYER)
-            modules = [TimeMean() if len(shape) == 2 else GlobalAvgPool()]
-            shape = (shape[-1],) if len(shape) == 2 else (shape[0],)
-        case BatchNormLayer():
-            require_rank(shape, (1, 2, 3), path, kind, AT_LAYER)
-            if len(shape) == 3:
-                modules = [nn.BatchNorm2d(shape[0])]
-            elif len(shape) == 2:
-                modules = [TimeMajor(nn.BatchNorm1d(shape[1]))]
-            else:
-                modules = [nn.BatchNorm1d(shape[0])]
-        case DropoutLayer():
-            modules = [nn.Dropout(layer.rate)]
-        case FlattenLayer():
-            modules = [nn.Flatten()]
-            shape = (math.prod(shape),)
-        case RNNLayer() | LSTMLayer() | GRULayer():
-            require_rank(shape, (2,), path, kind, AT_LAYER)
-            steps, channels = shape
-            recurrent = Recurrent(
-                layer.type,
-                channels,
-                layer.units,
-                layers=layer.layers,
-                bidirectional=layer.bidirectional,
-                dropout=layer.dropout,
-                return_sequences=layer.return_sequences,
-            )
-            modules = [recurrent]
-            shape = recurrent.output_shape(steps)
-        case EmbeddingLayer():
-            require_rank(shape, (1,), path, "embedding (integer codes)", AT_LAYER)
-            modules = [Embedding(layer.num_embeddings, layer.dim)]
-            shape = (shape[0], layer.dim)
-        case ActivationLayer():
-            modules = [activation(layer.function, layer.negative_slope)]
-        case ResidualLayer():
-            inner, inner_shape = _build_list(layer.layers, shape, f"{path}.layers", init, top=False)
-            projection = _projection(shape, inner_shape, f"{path}.layers")
-            if projection is not None:
-                initialise(projection, init)
-            modules = [Residual(nn.Sequential(*inner), projection)]
-            shape = inner_shape
-        case _:  # pragma: no cover - the spec's union admits no other type
-            raise SpecMismatch(f"{path}.type", f"unknown layer type {kind!r}")
+    build = LAYER_BUILDERS.get(kind)
+    if build is None:  # pragma: no cover - the spec's union admits no other type
+        raise SpecMismatch(f"{path}.type", f"unknown layer type {kind!r}")
+    modules, shape = build(layer, shape, path, init)
 
     if act is not None:
         modules.append(activation(act, slope))
@@ -239,6 +141,194 @@ def _build_layer(layer: Layer, shape: Shape, path: str, init: Init) -> tuple[Uni
     if not isinstance(layer, ResidualLayer):  # a residual block's layers are initialised above
         initialise(unit, init, act or "relu", slope)
     return unit, shape
+
+
+# One builder per layer kind: the modules of the layer (its `activation`, if any, is appended
+# by `_build_layer`) and the shape of one example after it.
+LayerBuilder = Callable[[Any, Shape, str, Init], tuple[list[nn.Module], Shape]]
+
+
+def _build_dense(
+    layer: DenseLayer, shape: Shape, path: str, init: Init
+) -> tuple[list[nn.Module], Shape]:
+    modules: list[nn.Module] = [nn.Linear(shape[-1], layer.units)]
+    shape = (*shape[:-1], layer.units)
+    return modules, shape
+
+
+def _build_conv1d(
+    layer: Conv1dLayer, shape: Shape, path: str, init: Init
+) -> tuple[list[nn.Module], Shape]:
+    require_rank(shape, (2,), path, "conv1d", AT_LAYER)
+    steps, channels = shape
+    _fits(layer.kernel_size, steps, "length", f"{path}.kernel_size")
+    conv = nn.Conv1d(
+        channels,
+        layer.filters,
+        layer.kernel_size,
+        stride=layer.stride,
+        padding=conv_padding(layer.padding, layer.kernel_size, layer.stride),
+    )
+    modules: list[nn.Module] = [TimeMajor(conv)]
+    shape = (
+        conv_length(steps, layer.kernel_size, layer.stride, layer.padding),
+        layer.filters,
+    )
+    return modules, shape
+
+
+def _build_conv2d(
+    layer: Conv2dLayer, shape: Shape, path: str, init: Init
+) -> tuple[list[nn.Module], Shape]:
+    require_rank(shape, (3,), path, "conv2d", AT_LAYER)
+    channels, height, width = shape
+    _fits(layer.kernel_size, height, "height", f"{path}.kernel_size")
+    _fits(layer.kernel_size, width, "width", f"{path}.kernel_size")
+    modules: list[nn.Module] = [
+        nn.Conv2d(
+            channels,
+            layer.filters,
+            layer.kernel_size,
+            stride=layer.stride,
+            padding=conv_padding(layer.padding, layer.kernel_size, layer.stride),
+        )
+    ]
+    shape = (
+        layer.filters,
+        *(
+            conv_length(size, layer.kernel_size, layer.stride, layer.padding)
+            for size in (height, width)
+        ),
+    )
+    return modules, shape
+
+
+def _build_pool1d(
+    layer: MaxPool1dLayer | AvgPool1dLayer, shape: Shape, path: str, init: Init
+) -> tuple[list[nn.Module], Shape]:
+    require_rank(shape, (2,), path, layer.type, AT_LAYER)
+    steps, channels = shape
+    # A window wider than the input would pool it down to nothing.
+    _fits(layer.size, steps, "length", f"{path}.size")
+    pool = nn.MaxPool1d if isinstance(layer, MaxPool1dLayer) else nn.AvgPool1d
+    modules: list[nn.Module] = [TimeMajor(pool(layer.size))]
+    shape = (steps // layer.size, channels)
+    return modules, shape
+
+
+def _build_pool2d(
+    layer: MaxPool2dLayer | AvgPool2dLayer, shape: Shape, path: str, init: Init
+) -> tuple[list[nn.Module], Shape]:
+    require_rank(shape, (3,), path, layer.type, AT_LAYER)
+    channels, height, width = shape
+    _fits(layer.size, height, "height", f"{path}.size")
+    _fits(layer.size, width, "width", f"{path}.size")
+    pool = nn.MaxPool2d if isinstance(layer, MaxPool2dLayer) else nn.AvgPool2d
+    modules: list[nn.Module] = [pool(layer.size)]
+    shape = (channels, height // layer.size, width // layer.size)
+    return modules, shape
+
+
+def _build_global_avg_pool(
+    layer: GlobalAvgPoolLayer, shape: Shape, path: str, init: Init
+) -> tuple[list[nn.Module], Shape]:
+    require_rank(shape, (2, 3), path, layer.type, AT_LAYER)
+    modules: list[nn.Module] = [TimeMean() if len(shape) == 2 else GlobalAvgPool()]
+    shape = (shape[-1],) if len(shape) == 2 else (shape[0],)
+    return modules, shape
+
+
+def _build_batch_norm(
+    layer: BatchNormLayer, shape: Shape, path: str, init: Init
+) -> tuple[list[nn.Module], Shape]:
+    require_rank(shape, (1, 2, 3), path, layer.type, AT_LAYER)
+    modules: list[nn.Module]
+    if len(shape) == 3:
+        modules = [nn.BatchNorm2d(shape[0])]
+    elif len(shape) == 2:
+        modules = [TimeMajor(nn.BatchNorm1d(shape[1]))]
+    else:
+        modules = [nn.BatchNorm1d(shape[0])]
+    return modules, shape
+
+
+def _build_dropout(
+    layer: DropoutLayer, shape: Shape, path: str, init: Init
+) -> tuple[list[nn.Module], Shape]:
+    return [nn.Dropout(layer.rate)], shape
+
+
+def _build_flatten(
+    layer: FlattenLayer, shape: Shape, path: str, init: Init
+) -> tuple[list[nn.Module], Shape]:
+    return [nn.Flatten()], (math.prod(shape),)
+
+
+def _build_recurrent(
+    layer: RNNLayer | LSTMLayer | GRULayer, shape: Shape, path: str, init: Init
+) -> tuple[list[nn.Module], Shape]:
+    require_rank(shape, (2,), path, layer.type, AT_LAYER)
+    steps, channels = shape
+    recurrent = Recurrent(
+        layer.type,
+        channels,
+        layer.units,
+        layers=layer.layers,
+        bidirectional=layer.bidirectional,
+        dropout=layer.dropout,
+        return_sequences=layer.return_sequences,
+    )
+    modules: list[nn.Module] = [recurrent]
+    shape = recurrent.output_shape(steps)
+    return modules, shape
+
+
+def _build_embedding(
+    layer: EmbeddingLayer, shape: Shape, path: str, init: Init
+) -> tuple[list[nn.Module], Shape]:
+    require_rank(shape, (1,), path, "embedding (integer codes)", AT_LAYER)
+    modules: list[nn.Module] = [Embedding(layer.num_embeddings, layer.dim)]
+    shape = (shape[0], layer.dim)
+    return modules, shape
+
+
+def _build_activation(
+    layer: ActivationLayer, shape: Shape, path: str, init: Init
+) -> tuple[list[nn.Module], Shape]:
+    return [activation(layer.function, layer.negative_slope)], shape
+
+
+def _build_residual(
+    layer: ResidualLayer, shape: Shape, path: str, init: Init
+) -> tuple[list[nn.Module], Shape]:
+    inner, inner_shape = _build_list(layer.layers, shape, f"{path}.layers", init, top=False)
+    projection = _projection(shape, inner_shape, f"{path}.layers")
+    if projection is not None:
+        initialise(projection, init)
+    modules: list[nn.Module] = [Residual(nn.Sequential(*inner), projection)]
+    return modules, inner_shape
+
+
+# Keyed by the layer's `type`, as the spec's LAYER_TYPES is.
+LAYER_BUILDERS: dict[str, LayerBuilder] = {
+    "dense": _build_dense,
+    "conv1d": _build_conv1d,
+    "conv2d": _build_conv2d,
+    "max_pool1d": _build_pool1d,
+    "avg_pool1d": _build_pool1d,
+    "max_pool2d": _build_pool2d,
+    "avg_pool2d": _build_pool2d,
+    "global_avg_pool": _build_global_avg_pool,
+    "batch_norm": _build_batch_norm,
+    "dropout": _build_dropout,
+    "flatten": _build_flatten,
+    "rnn": _build_recurrent,
+    "lstm": _build_recurrent,
+    "gru": _build_recurrent,
+    "embedding": _build_embedding,
+    "activation": _build_activation,
+    "residual": _build_residual,
+}
 
 
 def _fits(size: int, extent: int, axis: str, field: str) -> None:

@@ -22,8 +22,9 @@ from engine.models import (
     default_model_config,
     describe_model,
 )
+from engine.models.layers import LAYER_BUILDERS
 from engine.spec import Spec
-from engine.spec.model import LayersConfig, ModelConfig
+from engine.spec.model import LAYER_TYPES, LayersConfig, ModelConfig
 
 MODEL_CONFIG = TypeAdapter(ModelConfig)
 
@@ -409,6 +410,12 @@ def test_unknown_layer_type_lists_the_allowed_ones():
     for name in ("dense", "conv1d", "conv2d", "max_pool2d", "global_avg_pool", "lstm", "residual"):
         assert repr(name) in message
     assert "dense" in info.value.errors()[0]["ctx"]["expected"]
+
+
+def test_every_layer_type_the_spec_admits_has_a_builder():
+    # The spec's union and the builders' table are two lists of the same kinds; a type added
+    # to one alone would validate and then fail to build.
+    assert set(LAYER_BUILDERS) == set(LAYER_TYPES)
 
 
 def test_unknown_family_lists_the_allowed_ones():
