@@ -10,6 +10,7 @@ can run code, so one from the store is as safe to open as a safetensors file.
 from __future__ import annotations
 
 import io
+import math
 import random
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -41,6 +42,58 @@ class Checkpoint:
 
 class CheckpointError(EngineError):
     code = "bad_checkpoint"
+
+
+@dataclass
+class RunState:
+    """What the epochs so far decided; a checkpoint carries all of it."""
+
+    epoch: int = 0
+    best_loss: float = math.inf
+    best_epoch: int = 0
+    best_metrics: dict[str, float] = field(default_factory=dict)
+    best_model: dict[str, torch.Tensor] | None = None
+    stopped_early: bool = False
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Checkpoint) -> RunState:
+        return cls(
+            epoch=checkpoint.epoch,
+            best_loss=checkpoint.best_loss,
+            best_epoch=checkpoint.best_epoch,
+            best_metrics=dict(checkpoint.best_metrics),
+            best_model=checkpoint.best_model,
+            stopped_early=checkpoint.stopped_early,
+            history=[dict(entry) for entry in checkpoint.history],
+        )
+
+
+def capture_checkpoint(
+    run: RunState,
+    spec_json: str,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: dict[str, float],
+    health: dict[str, Any],
+    rng: dict[str, Any],
+) -> Checkpoint:
+    """A checkpoint of the run as it stands, copied so that later steps cannot change it."""
+    return Checkpoint(
+        epoch=run.epoch,
+        spec_json=spec_json,
+        model=detached_copy(model.state_dict()),
+        optimizer=detached_copy(optimizer.state_dict()),
+        schedule=schedule,
+        rng=rng,
+        best_loss=run.best_loss,
+        best_epoch=run.best_epoch,
+        best_metrics=dict(run.best_metrics),
+        best_model=run.best_model,
+        stopped_early=run.stopped_early,
+        history=[dict(entry) for entry in run.history],
+        health=detached_copy(health),
+    )
 
 
 def checkpoint_to_bytes(checkpoint: Checkpoint) -> bytes:

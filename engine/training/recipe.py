@@ -25,6 +25,7 @@ from engine.evaluation import evaluate, summarise_folds
 from engine.models import build_model, count_parameters
 from engine.pipeline import Pipeline
 from engine.spec import Spec
+from engine.training.devices import resolve_device
 from engine.training.preparation import Dataset, PreparedData, prepare, resolve_spec
 from engine.training.trainer import (
     CancelCheck,
@@ -32,7 +33,6 @@ from engine.training.trainer import (
     EpochCallback,
     FitResult,
     Trainer,
-    resolve_device,
 )
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,15 +29,18 @@ from torch import nn
 from engine.data.augment import BatchAugment
 from engine.errors import DataError, SpecMismatch, TrainingCancelled, TrainingDiverged
 from engine.spec import Spec
-from engine.spec.training import TrainingConfig, check_loss_for_task
+from engine.spec.training import check_loss_for_task
 from engine.training.checkpoint import (
     Checkpoint,
     CheckpointError,
+    RunState,
+    capture_checkpoint,
     capture_rng_states,
     checkpoint_from_bytes,
     detached_copy,
     restore_rng_states,
 )
+from engine.training.devices import autocast, autocast_dtype, to_device
 from engine.training.health import (
     EXPLODING_NORM,
     DeadReluProbe,
@@ -45,6 +48,7 @@ from engine.training.health import (
     HealthMonitor,
 )
 from engine.training.losses import build_loss, class_weight_vector
+from engine.training.optimizers import build_optimizer
 from engine.training.schedules import LearningRateSchedule
 
 # Evaluation runs in chunks so that validating a large set never holds all its activations:
@@ -83,52 +87,6 @@ class FitResult:
 EpochCallback = Callable[[EpochReport], None]
 CancelCheck = Callable[[], bool]
 CheckpointCallback = Callable[[Checkpoint], None]
-
-
-def resolve_device(requested: str) -> torch.device:
-    if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """bf16 autocast on CUDA for "auto"; on CPU only when asked, as it is slower there."""
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
-        return torch.bfloat16
-    return None
-
-
-def build_optimizer(
-    config: TrainingConfig, params: Iterator[nn.Parameter]
-) -> torch.optim.Optimizer:
-    lr, wd = config.learning_rate, config.weight_decay
-    match config.optimizer:
-        case "sgd":
-            return torch.optim.SGD(
-                params, lr=lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=wd
-            )
-        case "adam":
-            return torch.optim.Adam(params, lr=lr, weight_decay=wd)
-        case "adamw":
-            return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-        case "rmsprop":
-            return torch.optim.RMSprop(params, lr=lr, momentum=config.momentum, weight_decay=wd)
-        case "adagrad":
-            return torch.optim.Adagrad(params, lr=lr, weight_decay=wd)
-    raise ValueError(f"unknown optimizer {config.optimizer!r}")
-
-
-@dataclass
-class _RunState:
-    """What the epochs so far decided; a checkpoint carries all of it."""
-
-    epoch: int = 0
-    best_loss: float = math.inf
-    best_epoch: int = 0
-    best_metrics: dict[str, float] = field(default_factory=dict)
-    best_model: dict[str, torch.Tensor] | None = None
-    stopped_early: bool = False
-    history: list[dict[str, float]] = field(default_factory=list)
 
 
 class Trainer:
@@ -192,7 +150,7 @@ class Trainer:
         schedule = LearningRateSchedule(self.config, steps)
         monitor = HealthMonitor()
         gradients = GradientProbe(self.model)
-        run = _RunState()
+        run = RunState()
         if resume_from is not None:
             run = self._resume(checkpoint_from_bytes(resume_from), shuffle, schedule, monitor)
         self._lr = None
@@ -283,7 +241,7 @@ class Trainer:
         }
         return metrics, health
 
-    def _track_best(self, run: _RunState, epoch: int, metrics: dict[str, float]) -> None:
+    def _track_best(self, run: RunState, epoch: int, metrics: dict[str, float]) -> None:
         """Best validation loss so far, its weights if they will be restored, early stopping."""
         stopping = self.config.early_stopping
         min_delta = stopping.min_delta if stopping else 0.0
@@ -453,39 +411,26 @@ class Trainer:
         return torch.stack([p.abs().sum() for p in self._l1_params]).sum()
 
     def _autocast(self) -> AbstractContextManager:
-        if self.autocast_dtype is None:
-            return nullcontext()
-        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+        return autocast(self.device, self.autocast_dtype)
 
     def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
-        if tensor.device == self.device:
-            return tensor
-        if self.device.type == "cuda" and tensor.device.type == "cpu":
-            # Pinned memory lets the one copy of the data run at full bus speed.
-            return tensor.pin_memory().to(self.device, non_blocking=True)
-        return tensor.to(self.device)
+        return to_device(tensor, self.device)
 
     def _checkpoint(
         self,
-        run: _RunState,
+        run: RunState,
         schedule: LearningRateSchedule,
         monitor: HealthMonitor,
         shuffle: torch.Generator,
     ) -> Checkpoint:
-        return Checkpoint(
-            epoch=run.epoch,
-            spec_json=self.spec.model_dump_json(),
-            model=detached_copy(self.model.state_dict()),
-            optimizer=detached_copy(self.optimizer.state_dict()),
-            schedule=schedule.state_dict(),
-            rng=capture_rng_states(shuffle, self.device),
-            best_loss=run.best_loss,
-            best_epoch=run.best_epoch,
-            best_metrics=dict(run.best_metrics),
-            best_model=run.best_model,
-            stopped_early=run.stopped_early,
-            history=[dict(entry) for entry in run.history],
-            health=detached_copy(monitor.state_dict()),
+        return capture_checkpoint(
+            run,
+            self.spec.model_dump_json(),
+            self.model,
+            self.optimizer,
+            schedule.state_dict(),
+            monitor.state_dict(),
+            capture_rng_states(shuffle, self.device),
         )
 
     def _resume(
@@ -494,7 +439,7 @@ class Trainer:
         shuffle: torch.Generator,
         schedule: LearningRateSchedule,
         monitor: HealthMonitor,
-    ) -> _RunState:
+    ) -> RunState:
         # Another spec would go on with other settings from this state: refuse, not guess.
         if checkpoint.spec_json != self.spec.model_dump_json():
             raise CheckpointError("the checkpoint was made for another spec")
@@ -503,12 +448,4 @@ class Trainer:
         schedule.load_state_dict(checkpoint.schedule)
         monitor.load_state_dict(checkpoint.health)
         restore_rng_states(checkpoint.rng, shuffle)
-        return _RunState(
-            epoch=checkpoint.epoch,
-            best_loss=checkpoint.best_loss,
-            best_epoch=checkpoint.best_epoch,
-            best_metrics=dict(checkpoint.best_metrics),
-            best_model=checkpoint.best_model,
-            stopped_early=checkpoint.stopped_early,
-            history=[dict(entry) for entry in checkpoint.history],
-        )
+        return RunState.from_checkpoint(checkpoint)
