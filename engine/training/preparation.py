@@ -19,14 +19,10 @@ import torch
 
 from engine.data.arrays import ArrayData, fit_array_preprocessor
 from engine.data.augment import check_augment
-from engine.data.preprocess import (
-    check_spec_against_schema,
-    clean_training_rows,
-    drop_missing_target,
-    fit_preprocessor,
-    require_default_preprocess,
-    resolve_features,
-)
+from engine.data.preprocess.checks import check_spec_against_schema, require_default_preprocess
+from engine.data.preprocess.cleaning import clean_training_rows, drop_missing_target
+from engine.data.preprocess.columns import resolve_features
+from engine.data.preprocess.fit import fit_preprocessor
 from engine.data.sampling import check_sampling, class_counts, resample
 from engine.data.split import (
     SplitIndices,

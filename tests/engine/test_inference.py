@@ -12,7 +12,7 @@ from safetensors.torch import load as load_safetensors
 
 import engine.inference
 from engine.artifacts import MODEL_FILES, load_model
-from engine.data.preprocess import MAX_CATEGORIES
+from engine.data.preprocess.fit import MAX_CATEGORIES
 from engine.errors import InvalidInstances, TrainingCancelled
 from engine.inference import Predictor
 from engine.spec import Spec

@@ -8,16 +8,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from engine.data.preprocess import (
-    MAX_CATEGORIES,
-    CategoricalFeature,
-    NumericFeature,
-    Preprocessor,
-    check_spec_against_schema,
-    drop_missing_target,
-    fit_preprocessor,
-    resolve_features,
-)
+from engine.data.preprocess.checks import check_spec_against_schema
+from engine.data.preprocess.cleaning import drop_missing_target
+from engine.data.preprocess.columns import resolve_features
+from engine.data.preprocess.encoding import CategoricalFeature, NumericFeature, Preprocessor
+from engine.data.preprocess.fit import MAX_CATEGORIES, fit_preprocessor
 from engine.errors import DataError, SpecMismatch
 from engine.spec import Spec
 from tests.sample_data import linear_regression, mixed_classification

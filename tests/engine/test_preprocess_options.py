@@ -9,14 +9,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from engine.data.preprocess import (
-    CategoricalFeature,
-    NumericFeature,
-    Preprocessor,
-    check_spec_against_schema,
-    clean_training_rows,
-    fit_preprocessor,
-)
+from engine.data.preprocess.checks import check_spec_against_schema
+from engine.data.preprocess.cleaning import clean_training_rows
+from engine.data.preprocess.encoding import CategoricalFeature, NumericFeature, Preprocessor
+from engine.data.preprocess.fit import fit_preprocessor
 from engine.errors import DataError, SpecMismatch
 from engine.spec import Spec
 from engine.training.preparation import dry_run
