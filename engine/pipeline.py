@@ -3,7 +3,7 @@
 Three kinds share one interface, so training, inference and the dry run need not care which:
 - `table`: rows of named columns (impute, clip, scale or bin, encode categories, select;
   engine/data/preprocess/)
-- `arrays`: images [C, H, W], sequences [T, C], vectors [D] (engine/data/arrays.py)
+- `arrays`: images [C, H, W], sequences [T, C], vectors [D] (engine/data/arrays/)
 - `windows`: a time series cut into windows of past rows, for forecasting (engine/data/windows.py)
 The fitted state is JSON (`to_dict`), saved as the model's `preprocess.json`.
 """
@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from engine.data.arrays import ArrayPreprocessor
+from engine.data.arrays.preprocessor import ArrayPreprocessor
 from engine.data.preprocess.encoding import NumericFeature, Preprocessor
 from engine.data.windows import WindowScaler
 from engine.errors import InvalidInstances

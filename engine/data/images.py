@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, NoReturn
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from engine.data.arrays import DEFAULT_MAX_ELEMENTS, ArrayData
+from engine.data.arrays.dataset import DEFAULT_MAX_ELEMENTS, ArrayData
 from engine.errors import DataError, InvalidInstances
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -234,5 +234,5 @@ def decode_image_instance(value: Any, channels: int, size: tuple[int, int]) -> n
 
 
 def _refuse(reason: str) -> NoReturn:
-    # The caller (arrays.decode_instances) puts the instance index into `field`.
+    # The caller (arrays.instances.decode_instances) puts the instance index into `field`.
     raise InvalidInstances([{"field": "instance", "reason": reason}])

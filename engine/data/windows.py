@@ -15,7 +15,8 @@ import numpy as np
 import pyarrow as pa
 from numpy.lib.stride_tricks import sliding_window_view
 
-from engine.data.arrays import DEFAULT_MAX_ELEMENTS, decode_instances
+from engine.data.arrays.dataset import DEFAULT_MAX_ELEMENTS
+from engine.data.arrays.instances import decode_instances
 from engine.errors import DataError, SpecMismatch
 
 TARGET_CHANNEL = 0

@@ -17,7 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from engine.data.arrays import ArrayData, fit_array_preprocessor
+from engine.data.arrays.dataset import ArrayData
+from engine.data.arrays.preprocessor import fit_array_preprocessor
 from engine.data.augment import check_augment
 from engine.data.preprocess.checks import check_spec_against_schema, require_default_preprocess
 from engine.data.preprocess.cleaning import clean_training_rows, drop_missing_target

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from engine.data.arrays import ArrayData, read_arrays, read_npz, summarise, write_arrays
+from engine.data.arrays.dataset import ArrayData, read_arrays, read_npz, summarise, write_arrays
 from engine.data.images import read_image_zip
 from engine.data.ingest import convert_to_parquet
 from engine.data.ingest.formats import SNIFF_BYTES, detect_format

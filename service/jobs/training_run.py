@@ -19,7 +19,7 @@ import pyarrow as pa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine.data.arrays import ArrayData
+from engine.data.arrays.dataset import ArrayData
 from engine.errors import TrainingCancelled
 from engine.spec import Spec
 from engine.training.checkpoint import Checkpoint, checkpoint_from_bytes, checkpoint_to_bytes

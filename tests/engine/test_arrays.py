@@ -10,15 +10,8 @@ import pickle
 import numpy as np
 import pytest
 
-from engine.data.arrays import (
-    ArrayData,
-    ArrayPreprocessor,
-    fit_array_preprocessor,
-    read_arrays,
-    read_npz,
-    summarise,
-    write_arrays,
-)
+from engine.data.arrays.dataset import ArrayData, read_arrays, read_npz, summarise, write_arrays
+from engine.data.arrays.preprocessor import ArrayPreprocessor, fit_array_preprocessor
 from engine.errors import DataError, InvalidInstances, SpecMismatch
 
 

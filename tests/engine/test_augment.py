@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from engine.data.arrays import ArrayData
+from engine.data.arrays.dataset import ArrayData
 from engine.data.augment import BatchAugment, build_augment
 from engine.errors import SpecMismatch
 from engine.spec import Spec

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 
 from engine.artifacts import load_model
-from engine.data.arrays import ArrayData
+from engine.data.arrays.dataset import ArrayData
 from engine.export import (
     EXPORT_FORMATS,
     INPUT_NAME,

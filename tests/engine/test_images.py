@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
-from engine.data.arrays import ArrayData, ArrayPreprocessor, fit_array_preprocessor
+from engine.data.arrays.dataset import ArrayData
+from engine.data.arrays.preprocessor import ArrayPreprocessor, fit_array_preprocessor
 from engine.data.images import read_image_zip
 from engine.errors import DataError, InvalidInstances
 from engine.spec.data import DataConfig
