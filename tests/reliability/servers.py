@@ -1,5 +1,6 @@
 """Servers the reliability tests own, so they can kill and restart them: a Redis with no
-persistence (a restart loses every message) and a PostgreSQL cluster in a temporary folder.
+persistence (a restart loses every message), a PostgreSQL cluster in a temporary folder, and
+Trainyard itself (`trainyard api` and its workers) pointed at either or at its embedded default.
 The machine's shared Redis and PostgreSQL are never touched."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from glob import glob
 from pathlib import Path
@@ -20,7 +21,8 @@ from pathlib import Path
 import psycopg
 import redis
 
-from tests.e2e.fleet import free_port
+from client import Client
+from tests.e2e.fleet import free_port, service_env, stop, trainyard, wait_until_ready
 
 
 @dataclass
@@ -162,3 +164,51 @@ def sqlite_job_column(data_dir: Path, job_id: str, column: str) -> object:
     with sqlite3.connect(data_dir / "trainyard.sqlite") as connection:
         row = connection.execute(f"SELECT {column} FROM jobs WHERE id = ?", (job_id,)).fetchone()
     return row[0] if row else None
+
+
+@dataclass
+class Service:
+    """A running `trainyard api`; workers are started beside it through `worker`."""
+
+    env: dict[str, str]
+    log_dir: Path
+    key: str
+    stops: ExitStack
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['TRAINYARD_PORT']}"
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.env["TRAINYARD_DATA_DIR"])
+
+    def client(self) -> Client:
+        return Client(self.base_url, self.key)
+
+    def worker(self, name: str = "worker", env: dict[str, str] | None = None) -> subprocess.Popen:
+        """A `trainyard worker` logging to `<name>.log` (the tests read it), on the service's
+        settings unless `env` is given. The test may kill or stop it itself; if it still runs
+        when the service ends, it is stopped then."""
+        log = self.log_dir / f"{name}.log"
+        proc = trainyard("worker", env=self.env if env is None else env, log=log)
+        self.stops.callback(stop, proc)
+        return proc
+
+
+@contextmanager
+def running_service(log_dir: Path, key: str, **settings: str) -> Iterator[Service]:
+    """`trainyard api` on a spare port with its data in `log_dir / "data"`, ready to serve, and
+    no worker yet: the API migrates the database on start, so a worker started after this
+    finds the schema in place. `settings` go to service_env (a `broker_url` or `database_url`
+    points it at one of the servers above).
+
+    On the way out the workers are stopped, last started first, then the API: each one even
+    when stopping another failed, so no process outlives a failed test."""
+    env = service_env(log_dir / "data", free_port(), key, **settings)
+    with ExitStack() as stops:
+        api = trainyard("api", env=env, log=log_dir / "api.log")
+        stops.callback(stop, api)
+        service = Service(env, log_dir, key, stops)
+        wait_until_ready(service.base_url, [api])
+        yield service

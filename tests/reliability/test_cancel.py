@@ -7,10 +7,9 @@ import time
 
 import pytest
 
-from client import Client
 from service.core.leased_run import LeaseKeeper
-from tests.e2e.fleet import free_port, service_env, stop, trainyard, wait_until_ready
 from tests.reliability.jobs import submit_slow_job, wait_for_epoch
+from tests.reliability.servers import running_service
 
 pytestmark = pytest.mark.reliability
 KEY = "ty_rel_" + "c" * 24
@@ -19,34 +18,26 @@ KEY = "ty_rel_" + "c" * 24
 def test_a_running_job_stops_soon_after_cancel_and_its_worker_takes_the_next_job(
     tmp_path,
 ) -> None:
-    port = free_port()
-    env = service_env(tmp_path / "data", port, KEY, lease_seconds="6")
-    base_url = f"http://127.0.0.1:{port}"
-    api = trainyard("api", env=env, log=tmp_path / "api.log")
-    worker = None
-    try:
-        wait_until_ready(base_url, [api])
-        worker = trainyard("worker", env=env, log=tmp_path / "worker.log")
-        with Client(base_url, KEY) as client:
-            dataset, job = submit_slow_job(client, epochs=200)
-            wait_for_epoch(client, job["id"], 1, timeout=60)
-            asked = client.cancel_job(job["id"])
-            cancelled_at = time.monotonic()
-            while (current := client.get_job(job["id"]))["status"] == "running":
-                assert time.monotonic() - cancelled_at < 30, "the job never stopped"
-                time.sleep(0.02)
-            stopped_after = time.monotonic() - cancelled_at
-            history = client.job_metrics(job["id"])["epochs"]
+    with (
+        running_service(tmp_path, KEY, lease_seconds="6") as service,
+        service.client() as client,
+    ):
+        service.worker()
+        dataset, job = submit_slow_job(client, epochs=200)
+        wait_for_epoch(client, job["id"], 1, timeout=60)
+        asked = client.cancel_job(job["id"])
+        cancelled_at = time.monotonic()
+        while (current := client.get_job(job["id"]))["status"] == "running":
+            assert time.monotonic() - cancelled_at < 30, "the job never stopped"
+            time.sleep(0.02)
+        stopped_after = time.monotonic() - cancelled_at
+        history = client.job_metrics(job["id"])["epochs"]
 
-            next_job = client.create_job(
-                dataset["id"],
-                {"task": "classification", "target": "label", "training": {"epochs": 1}},
-            )
-            after = client.wait_for_job(next_job["id"], timeout=60)
-    finally:
-        if worker is not None:
-            stop(worker)
-        stop(api)
+        next_job = client.create_job(
+            dataset["id"],
+            {"task": "classification", "target": "label", "training": {"epochs": 1}},
+        )
+        after = client.wait_for_job(next_job["id"], timeout=60)
     print(f"stopped {stopped_after:.2f} s after the cancel request")
     assert asked["cancel_requested"] is True
     assert current["status"] == "cancelled"

@@ -9,9 +9,8 @@ import httpx
 import pytest
 
 from client import Client
-from tests.e2e.fleet import free_port, service_env, stop, trainyard, wait_until_ready
 from tests.reliability.jobs import submit_slow_job, wait_for_epoch
-from tests.reliability.servers import postgres_cluster
+from tests.reliability.servers import postgres_cluster, running_service
 
 pytestmark = pytest.mark.reliability
 KEY = "ty_rel_" + "d" * 24
@@ -29,37 +28,27 @@ def _job(client: Client, job_id: str) -> dict | None:
 def test_a_job_survives_a_database_restart_and_no_job_is_left_running_without_a_lease(
     tmp_path,
 ) -> None:
-    with postgres_cluster() as database:
-        port = free_port()
-        env = service_env(
-            tmp_path / "data", port, KEY, database_url=database.url, lease_seconds="10"
-        )
-        base_url = f"http://127.0.0.1:{port}"
-        api = trainyard("api", env=env, log=tmp_path / "api.log")
-        worker = None
-        try:
-            wait_until_ready(base_url, [api])
-            worker = trainyard("worker", env=env, log=tmp_path / "worker.log")
-            with Client(base_url, KEY) as client:
-                _, job = submit_slow_job(client, epochs=EPOCHS, rows=300)
-                wait_for_epoch(client, job["id"], 2, timeout=90)
+    with (
+        postgres_cluster() as database,
+        running_service(tmp_path, KEY, database_url=database.url, lease_seconds="10") as service,
+        service.client() as client,
+    ):
+        service.worker()
+        _, job = submit_slow_job(client, epochs=EPOCHS, rows=300)
+        wait_for_epoch(client, job["id"], 2, timeout=90)
 
-                database.restart()
+        database.restart()
 
-                deadline = time.monotonic() + 120
-                while (current := _job(client, job["id"])) is None or current["status"] in (
-                    "queued",
-                    "running",
-                ):
-                    assert time.monotonic() < deadline, "the job never finished"
-                    time.sleep(0.2)
-                history = client.job_metrics(job["id"])["epochs"]
-                stuck = database.running_without_live_lease()
-                ready = httpx.get(f"{base_url}/readyz", timeout=5).status_code
-        finally:
-            if worker is not None:
-                stop(worker)
-            stop(api)
+        deadline = time.monotonic() + 120
+        while (current := _job(client, job["id"])) is None or current["status"] in (
+            "queued",
+            "running",
+        ):
+            assert time.monotonic() < deadline, "the job never finished"
+            time.sleep(0.2)
+        history = client.job_metrics(job["id"])["epochs"]
+        stuck = database.running_without_live_lease()
+        ready = httpx.get(f"{service.base_url}/readyz", timeout=5).status_code
     assert current["status"] == "succeeded", current["error"]
     assert [e["epoch"] for e in history] == list(range(1, EPOCHS + 1))
     assert stuck == []
