@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -9,6 +10,7 @@ from service.core.leased_run import WorkerResources
 from service.jobs.training_run import run_training_job
 from tests.conftest import Api, Backend
 from tests.sample_data import csv_bytes, mixed_classification
+from tests.service.leases import purge_queue
 
 
 def worker_resources(backend: Backend) -> WorkerResources:
@@ -50,3 +52,12 @@ def trained_model_id(api: Api, dataset_id: str, submit, run_job) -> str:
     job = submit(dataset_id, training={"epochs": 30})
     assert run_job(job["id"]) == "succeeded"
     return api.get(f"/v1/jobs/{job['id']}").json()["model_id"]
+
+
+@pytest.fixture
+def own_queue(backend: Backend) -> Iterator[str]:
+    """An empty queue of this test's own, so its message count means something (the shared
+    ones hold other tests' messages); purged after, pass or fail."""
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    yield name
+    purge_queue(backend, name)

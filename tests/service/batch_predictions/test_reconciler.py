@@ -5,32 +5,25 @@ again."""
 from __future__ import annotations
 
 import io
-import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pyarrow.parquet as pq
 import pytest
-from sqlalchemy import update
 
 from service.batch_predictions.repository import batch_predictions
 from service.batch_predictions.tables import BatchPrediction
-from service.core.database import create_session_factory, transaction, utcnow
+from service.core.database import transaction, utcnow
 from service.core.queue import BATCH_PREDICT_TASK, TRAIN_JOB_TASK
-from service.core.reconciler import reconcile_lapsed_leases, resend_lost_messages
 from service.jobs.tables import Job
 from tests.conftest import Api, Backend
 from tests.sample_data import csv_bytes, mixed_classification
-from workers.work_kinds import WORK_KINDS
-
-
-@pytest.fixture
-def own_queue(backend: Backend) -> Iterator[str]:
-    """An empty queue of this test's own, so its message count means something; purged after."""
-    name = f"bp-{uuid.uuid4().hex[:8]}"
-    yield name
-    with backend.app.state.queue.celery.connection_for_write() as connection:
-        connection.default_channel.queue_purge(name)
+from tests.service.leases import (
+    claim_then_vanish,
+    reconcile,
+    resend,
+    sent_an_hour_ago,
+    set_columns,
+)
 
 
 @pytest.fixture
@@ -47,39 +40,16 @@ def batch(api: Api, trained_model_id: str) -> dict:
     return response.json()
 
 
-def _set(backend: Backend, table, row_id: str, **values) -> None:
-    with transaction(backend.app.state.session_factory) as session:
-        session.execute(update(table).where(table.id == row_id).values(**values))
-
-
-def _sent_an_hour_ago(backend: Backend, batch_id: str, queue: str) -> None:
-    """Marked as sent to `queue` an hour ago: long enough that a missing message counts as
-    lost."""
-    _set(backend, BatchPrediction, batch_id, queue=queue, enqueued_at=utcnow() - timedelta(hours=1))
-
-
 def _claim_then_vanish(backend: Backend, batch_id: str, **values) -> None:
     """A worker claims the run, writes some progress, and dies: its lease lapses."""
-    with transaction(backend.app.state.session_factory) as session:
-        assert batch_predictions.claim(session, batch_id, "worker-that-dies", 60)
-    _set(
+    claim_then_vanish(
         backend,
+        batch_predictions,
         BatchPrediction,
         batch_id,
-        lease_expires_at=utcnow() - timedelta(seconds=1),
         progress={"rows_done": 16, "rows_total": 50},
         **values,
     )
-
-
-def _reconcile(backend: Backend):
-    factory = create_session_factory(backend.app.state.db_engine)
-    return reconcile_lapsed_leases(WORK_KINDS, factory, backend.app.state.queue, backend.settings)
-
-
-def _resend(backend: Backend) -> list[str]:
-    factory = create_session_factory(backend.app.state.db_engine)
-    return resend_lost_messages(WORK_KINDS, factory, backend.app.state.queue, backend.settings)
 
 
 def test_a_batch_prediction_whose_worker_died_is_queued_again_and_then_finishes(
@@ -87,7 +57,7 @@ def test_a_batch_prediction_whose_worker_died_is_queued_again_and_then_finishes(
 ) -> None:
     _claim_then_vanish(backend, batch["id"], queue=own_queue)
 
-    report = _reconcile(backend)
+    report = reconcile(backend)
 
     assert batch["id"] in report.requeued
     requeued = api.get(f"/v1/batch-predictions/{batch['id']}").json()
@@ -109,7 +79,7 @@ def test_a_batch_prediction_that_lost_its_worker_too_often_fails_with_a_clear_er
 ) -> None:
     _claim_then_vanish(backend, batch["id"], attempts=backend.settings.max_attempts)
 
-    report = _reconcile(backend)
+    report = reconcile(backend)
 
     assert batch["id"] in report.failed
     failed = api.get(f"/v1/batch-predictions/{batch['id']}").json()
@@ -128,7 +98,7 @@ def test_a_batch_prediction_with_a_live_lease_is_left_alone(
     with transaction(backend.app.state.session_factory) as session:
         assert batch_predictions.claim(session, batch["id"], "worker-alive", 60)
 
-    report = _reconcile(backend)
+    report = reconcile(backend)
 
     assert batch["id"] not in report.requeued + report.failed
     assert api.get(f"/v1/batch-predictions/{batch['id']}").json()["status"] == "running"
@@ -137,10 +107,10 @@ def test_a_batch_prediction_with_a_live_lease_is_left_alone(
 def test_a_queued_batch_prediction_whose_message_was_lost_is_sent_again_once(
     backend: Backend, batch: dict, own_queue: str
 ) -> None:
-    _sent_an_hour_ago(backend, batch["id"], own_queue)
+    sent_an_hour_ago(backend, BatchPrediction, batch["id"], own_queue)
 
-    resent = _resend(backend)
-    again = _resend(backend)
+    resent = resend(backend)
+    again = resend(backend)
 
     assert batch["id"] in resent
     assert backend.app.state.queue.pending(own_queue) == 1
@@ -154,11 +124,11 @@ def test_a_jobs_waiting_message_does_not_hide_a_lost_batch_message_in_the_same_q
     """Jobs and batch predictions share queues: one message waiting for a job is not the
     message of the batch prediction queued beside it."""
     job = submit(dataset_id)
-    _set(backend, Job, job["id"], queue=own_queue, enqueued_at=utcnow())
+    set_columns(backend, Job, job["id"], queue=own_queue, enqueued_at=utcnow())
     backend.app.state.queue.enqueue(TRAIN_JOB_TASK, job["id"], own_queue)
-    _sent_an_hour_ago(backend, batch["id"], own_queue)
+    sent_an_hour_ago(backend, BatchPrediction, batch["id"], own_queue)
 
-    resent = _resend(backend)
+    resent = resend(backend)
 
     assert batch["id"] in resent
     assert job["id"] not in resent
@@ -168,10 +138,10 @@ def test_a_jobs_waiting_message_does_not_hide_a_lost_batch_message_in_the_same_q
 def test_a_queued_batch_prediction_whose_message_is_still_waiting_is_not_sent_again(
     backend: Backend, batch: dict, own_queue: str
 ) -> None:
-    _sent_an_hour_ago(backend, batch["id"], own_queue)
+    sent_an_hour_ago(backend, BatchPrediction, batch["id"], own_queue)
     backend.app.state.queue.enqueue(BATCH_PREDICT_TASK, batch["id"], own_queue)
 
-    resent = _resend(backend)
+    resent = resend(backend)
 
     assert batch["id"] not in resent
     assert backend.app.state.queue.pending(own_queue) == 1
@@ -184,4 +154,4 @@ def test_a_submitted_batch_prediction_counts_as_sent_just_now(
         row = batch_predictions.get_any(session, batch["id"])
         assert row is not None and row.enqueued_at is not None
         assert utcnow() - row.enqueued_at < timedelta(minutes=1)
-    assert batch["id"] not in _resend(backend)
+    assert batch["id"] not in resend(backend)
