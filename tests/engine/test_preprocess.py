@@ -175,43 +175,52 @@ def test_features_default_to_every_column_but_the_target():
     ]
 
 
-def test_missing_target_column_raises_spec_mismatch_on_target():
-    schema = pa.table(mixed_classification(n=10)).schema
-
+# One rule, four ways to break it: the error names the spec field at fault and says why.
+@pytest.mark.parametrize(
+    ("check", "spec", "columns", "field", "in_reason"),
+    [
+        pytest.param(
+            check_spec_against_schema,
+            _classification(target="outcome"),
+            mixed_classification(n=10),
+            "target",
+            "outcome",
+            id="missing target column",
+        ),
+        pytest.param(
+            resolve_features,
+            _classification(features=["x1", "colour", "size"]),
+            mixed_classification(n=10),
+            "features[2]",
+            "size",
+            id="missing feature column, named by its index",
+        ),
+        pytest.param(
+            check_spec_against_schema,
+            _classification(target="y"),
+            linear_regression(n=10),
+            "task",
+            "regression",
+            id="classification on a real-valued target",
+        ),
+        pytest.param(
+            check_spec_against_schema,
+            _regression(target="label"),
+            mixed_classification(n=10),
+            "task",
+            "numeric",
+            id="regression on a text target",
+        ),
+    ],
+)
+def test_a_spec_the_table_does_not_fit_raises_spec_mismatch_on_the_field_at_fault(
+    check, spec: Spec, columns: dict[str, list], field: str, in_reason: str
+):
     with pytest.raises(SpecMismatch) as info:
-        check_spec_against_schema(_classification(target="outcome"), schema)
+        check(spec, pa.table(columns).schema)
 
-    assert info.value.field == "target"
-    assert "outcome" in info.value.reason
-
-
-def test_missing_feature_column_raises_spec_mismatch_naming_its_index():
-    schema = pa.table(mixed_classification(n=10)).schema
-
-    with pytest.raises(SpecMismatch) as info:
-        resolve_features(_classification(features=["x1", "colour", "size"]), schema)
-
-    assert info.value.field == "features[2]"
-    assert "size" in info.value.reason
-
-
-def test_classification_on_a_real_valued_target_raises_spec_mismatch_on_task():
-    schema = pa.table(linear_regression(n=10)).schema
-
-    with pytest.raises(SpecMismatch) as info:
-        check_spec_against_schema(_classification(target="y"), schema)
-
-    assert info.value.field == "task"
-    assert "regression" in info.value.reason
-
-
-def test_regression_on_a_text_target_raises_spec_mismatch_on_task():
-    schema = pa.table(mixed_classification(n=10)).schema
-
-    with pytest.raises(SpecMismatch) as info:
-        check_spec_against_schema(_regression(target="label"), schema)
-
-    assert info.value.field == "task"
+    assert info.value.field == field
+    assert in_reason in info.value.reason
 
 
 def test_rows_without_a_target_are_dropped():
