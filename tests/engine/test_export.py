@@ -166,6 +166,18 @@ def _record(name: str, fmt: str, difference: float) -> None:
     print(f"{name}: {fmt} max abs difference {difference:.2e}")
 
 
+def _assert_computes_like_the_model(
+    name: str, fmt: str, output: np.ndarray, one_row: np.ndarray, expected: np.ndarray
+) -> None:
+    """The exported model's `output` on all the rows, and `one_row` on the first alone, agree
+    with the model's; the difference on all the rows is recorded for the summary."""
+    difference = float(np.abs(output - expected).max())
+    _record(name, fmt, difference)
+    assert output.shape == expected.shape
+    assert difference <= TOLERANCE
+    assert np.abs(one_row - expected[:1]).max() <= TOLERANCE
+
+
 def test_onnx_runs_in_onnxruntime_like_the_model(trained):
     name, files, inputs, expected = trained
     content, media_type, filename = export_model(files, "onnx")
@@ -174,13 +186,9 @@ def test_onnx_runs_in_onnxruntime_like_the_model(trained):
     (output,) = session.run(None, {INPUT_NAME: inputs})
     (one_row,) = session.run(None, {INPUT_NAME: inputs[:1]})
 
-    difference = float(np.abs(output - expected).max())
-    _record(name, "onnx", difference)
+    _assert_computes_like_the_model(name, "onnx", output, one_row, expected)
     assert filename == "model.onnx"
     assert media_type == "application/octet-stream"
-    assert output.shape == expected.shape
-    assert difference <= TOLERANCE
-    assert np.abs(one_row - expected[:1]).max() <= TOLERANCE
 
 
 def test_torchscript_loads_from_bytes_like_the_model(trained):
@@ -192,12 +200,8 @@ def test_torchscript_loads_from_bytes_like_the_model(trained):
         output = scripted(torch.from_numpy(inputs)).numpy()
         one_row = scripted(torch.from_numpy(inputs[:1])).numpy()
 
-    difference = float(np.abs(output - expected).max())
-    _record(name, "torchscript", difference)
+    _assert_computes_like_the_model(name, "torchscript", output, one_row, expected)
     assert filename == "model.torchscript.pt"
-    assert output.shape == expected.shape
-    assert difference <= TOLERANCE
-    assert np.abs(one_row - expected[:1]).max() <= TOLERANCE
 
 
 def test_safetensors_round_trips_to_the_same_state_dict(trained):
