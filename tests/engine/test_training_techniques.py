@@ -304,8 +304,9 @@ def test_cosine_schedule_follows_the_cosine_to_eta_min():
     assert learning_rates(result) == pytest.approx(expected)
 
 
-def test_one_cycle_rises_to_max_lr_then_falls_far_below():
-    spec = make_spec(epochs=10, schedule={"type": "one_cycle", "max_lr": 0.05})
+def _per_step_lrs(spec: Spec) -> list[float]:
+    """The rate each optimizer step of a fit ran with: for the schedules that move within an
+    epoch, which the per-epoch rates of _fit_with_lrs cannot show."""
     trainer = Trainer(spec, mlp(4, 3), CPU)
     per_step: list[float] = []
     original = trainer.optimizer.step
@@ -315,7 +316,14 @@ def test_one_cycle_rises_to_max_lr_then_falls_far_below():
         return original(*args, **kwargs)
 
     trainer.optimizer.step = step
-    trainer.fit(*classes(), on_epoch=None)
+    trainer.fit(*classes())
+    return per_step
+
+
+def test_one_cycle_rises_to_max_lr_then_falls_far_below():
+    spec = make_spec(epochs=10, schedule={"type": "one_cycle", "max_lr": 0.05})
+
+    per_step = _per_step_lrs(spec)
 
     peak = per_step.index(max(per_step))
     assert per_step[0] == pytest.approx(0.05 / 25)
@@ -366,16 +374,8 @@ def test_warm_up_ramps_the_rate_then_hands_over_to_the_schedule():
 
 def test_warm_up_ramps_step_by_step_within_an_epoch():
     spec = make_spec(epochs=2, warmup_epochs=1, batch_size=60)  # 3 steps an epoch
-    trainer = Trainer(spec, mlp(4, 3), CPU)
-    per_step: list[float] = []
-    original = trainer.optimizer.step
 
-    def step(*args, **kwargs):
-        per_step.append(trainer.optimizer.param_groups[0]["lr"])
-        return original(*args, **kwargs)
-
-    trainer.optimizer.step = step
-    trainer.fit(*classes())
+    per_step = _per_step_lrs(spec)
 
     assert per_step == pytest.approx([0.01 / 3, 0.02 / 3, 0.01, 0.01, 0.01, 0.01])
 
