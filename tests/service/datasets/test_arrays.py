@@ -52,19 +52,28 @@ def assert_refused(api: Api, backend: Backend, content: bytes, filename: str) ->
     return error
 
 
+def assert_arrays_dataset(
+    api: Api, content: bytes, filename: str, name: str, source_format: str, rows: int
+) -> dict:
+    """201, and a dataset of kind `arrays` named after the file, from `source_format`, with
+    `rows` samples; its body."""
+    response = api.upload(content, filename)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["name"] == name
+    assert body["source_format"] == source_format
+    assert body["kind"] == "arrays"
+    assert body["rows"] == rows
+    return body
+
+
 # --- NPZ --------------------------------------------------------------------------------------
 
 
 def test_upload_npz_is_an_arrays_dataset(api: Api) -> None:
     x = np.random.default_rng(0).normal(size=(30, 8, 8)).astype(np.float32)
     y = np.arange(30) % 2
-    response = api.upload(npz_bytes(x=x, y=y), "digits.npz")
-    assert response.status_code == 201, response.text
-    body = response.json()
-    assert body["name"] == "digits"
-    assert body["source_format"] == "npz"
-    assert body["kind"] == "arrays"
-    assert body["rows"] == 30
+    body = assert_arrays_dataset(api, npz_bytes(x=x, y=y), "digits.npz", "digits", "npz", 30)
     assert body["columns"] == []
     arrays = body["arrays"]
     # [N, 8, 8] with H == W reads as one-channel images.
@@ -107,13 +116,7 @@ def test_upload_npz_without_x_is_422(api: Api, backend: Backend) -> None:
 
 
 def test_upload_image_zip_has_a_class_per_folder(api: Api) -> None:
-    response = api.upload(zip_bytes(two_classes()), "pets.zip")
-    assert response.status_code == 201, response.text
-    body = response.json()
-    assert body["name"] == "pets"
-    assert body["source_format"] == "image_zip"
-    assert body["kind"] == "arrays"
-    assert body["rows"] == 6
+    body = assert_arrays_dataset(api, zip_bytes(two_classes()), "pets.zip", "pets", "image_zip", 6)
     arrays = body["arrays"]
     assert arrays["kind"] == "image"
     assert arrays["shape"] == [1, 8, 8]  # grayscale PNGs: one channel
