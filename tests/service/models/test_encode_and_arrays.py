@@ -17,17 +17,10 @@ from service.jobs.training_run import run_training_job
 from tests.conftest import Api, Backend
 from tests.sample_data import csv_bytes, linear_regression, npz_bytes
 from tests.service.conftest import worker_resources
+from tests.service.models.calls import answer_from, encode, predict
 
 BRIGHT, DARK = 7, 3  # the images' labels in y
 SINE_PERIOD = 25
-
-
-def predict(api: Api, model_id: str, instances: list):
-    return api.post(f"/v1/models/{model_id}/predict", json={"instances": instances})
-
-
-def encode(api: Api, model_id: str, instances: list):
-    return api.post(f"/v1/models/{model_id}/encode", json={"instances": instances})
 
 
 def assert_invalid(response, field: str) -> dict:
@@ -181,10 +174,7 @@ def test_reconstruction_scores_a_far_off_row_higher(owner: Api, autoencoder_mode
 
 def test_encode_gives_an_embedding_of_latent_length(owner: Api, autoencoder_model_id: str) -> None:
     response = encode(owner, autoencoder_model_id, [TYPICAL, FAR_OFF, TYPICAL])
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["model_id"] == autoencoder_model_id
-    embeddings = body["embeddings"]
+    embeddings = answer_from(autoencoder_model_id, response)["embeddings"]
     assert [len(e) for e in embeddings] == [2, 2, 2]
     assert all(math.isfinite(v) for e in embeddings for v in e)
     assert embeddings[0] == embeddings[2]  # the same row, the same code

@@ -6,14 +6,11 @@ from service.jobs.training_run import run_training_job
 from tests.conftest import Api, Backend, running_backend
 from tests.sample_data import csv_bytes, linear_regression, mixed_classification
 from tests.service.conftest import worker_resources
+from tests.service.models.calls import answer_from, predict
 
 # Far on either side of the decision boundary of mixed_classification (x1 + x2 + red bonus).
 CLEARLY_YES = {"x1": 2.5, "x2": 2.5, "colour": "red"}
 CLEARLY_NO = {"x1": -2.5, "x2": -2.5, "colour": "blue"}
-
-
-def predict(api: Api, model_id: str, instances: list):
-    return api.post(f"/v1/models/{model_id}/predict", json={"instances": instances})
 
 
 def rows(columns: dict[str, list]) -> list[dict]:
@@ -94,10 +91,7 @@ def test_get_model_without_key_is_401(backend: Backend, trained_model_id: str) -
 
 def test_predict_classification(api: Api, trained_model_id: str) -> None:
     response = predict(api, trained_model_id, [CLEARLY_YES, CLEARLY_NO, CLEARLY_YES])
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["model_id"] == trained_model_id
-    predictions = body["predictions"]
+    predictions = answer_from(trained_model_id, response)["predictions"]
     # One prediction per instance, in the order sent.
     assert [p["label"] for p in predictions] == ["yes", "no", "yes"]
     for p in predictions:
