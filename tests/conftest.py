@@ -153,6 +153,14 @@ class Api:
         return self.post("/v1/datasets", files=files, data=fields or None)
 
 
+def assert_invalid(response, field: str) -> dict:
+    """A 422 whose details name `field` (among others, maybe); the error, for more checks."""
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert field in [d["field"] for d in error["details"]], error
+    return error
+
+
 @pytest.fixture
 def api(backend: Backend) -> Api:
     """A fresh project on the backend: its rows are invisible to every other test."""

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from service.core.database import transaction
 from service.jobs.repository import jobs
-from tests.conftest import Api, Backend
+from tests.conftest import Api, Backend, assert_invalid
 from tests.sample_data import csv_bytes, linear_regression
 
 
@@ -14,13 +14,6 @@ def upload(api: Api, columns: dict[str, list], filename: str = "data.csv") -> st
     response = api.upload(csv_bytes(columns), filename)
     assert response.status_code == 201, response.text
     return response.json()["id"]
-
-
-def assert_invalid(response, field: str) -> dict:
-    assert response.status_code == 422, response.text
-    error = response.json()["error"]
-    assert field in [d["field"] for d in error["details"]], error
-    return error
 
 
 CLASSIFY = {"task": "classification", "target": "label"}

@@ -3,7 +3,7 @@ from __future__ import annotations
 import math
 
 from service.jobs.training_run import run_training_job
-from tests.conftest import Api, Backend, running_backend
+from tests.conftest import Api, Backend, assert_invalid, running_backend
 from tests.sample_data import csv_bytes, linear_regression, mixed_classification
 from tests.service.conftest import worker_resources
 from tests.service.models.calls import answer_from, predict
@@ -16,13 +16,6 @@ CLEARLY_NO = {"x1": -2.5, "x2": -2.5, "colour": "blue"}
 def rows(columns: dict[str, list]) -> list[dict]:
     names = list(columns)
     return [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]
-
-
-def assert_invalid(response, field: str) -> dict:
-    assert response.status_code == 422, response.text
-    error = response.json()["error"]
-    assert field in [d["field"] for d in error["details"]], error
-    return error
 
 
 # --- list and get -----------------------------------------------------------------------------

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.conftest import Api, Backend
+from tests.conftest import Api, Backend, assert_invalid
 from tests.sample_data import csv_bytes, mixed_classification, npz_bytes
 
 CLASSIFY = {"task": "classification", "target": "label"}
@@ -12,13 +12,6 @@ CLASSIFY_ARRAYS = {"task": "classification", "target": "y"}
 
 def validate(api: Api, dataset_id: str, spec: dict):
     return api.post("/v1/specs/validate", json={"dataset_id": dataset_id, "spec": spec})
-
-
-def assert_invalid(response, field: str) -> dict:
-    assert response.status_code == 422, response.text
-    error = response.json()["error"]
-    assert field in [d["field"] for d in error["details"]], error
-    return error
 
 
 def upload(api: Api, content: bytes, filename: str) -> str:
