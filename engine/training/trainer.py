@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,11 +50,7 @@ from engine.training.health import (
 from engine.training.losses import build_loss, class_weight_vector
 from engine.training.optimizers import build_optimizer
 from engine.training.schedules import LearningRateSchedule
-
-# Evaluation runs in chunks so that validating a large set never holds all its activations:
-# at most this many rows, and at most EVAL_CHUNK_ELEMENTS input values (large images).
-EVAL_CHUNK_ROWS = 8192
-EVAL_CHUNK_ELEMENTS = 2**24
+from engine.training.validation import validation_metrics, validation_sums
 
 
 @dataclass
@@ -299,64 +295,27 @@ class Trainer:
             loss_sum.add_(loss.detach(), alpha=index.shape[0])
         return loss_sum / n, gradients.summary()
 
-    @torch.inference_mode()
     def _evaluate_sums(
         self, x: torch.Tensor, y: torch.Tensor, watch_relus: bool = False
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, int] | None]:
-        """The task's metric sums over (x, y) in chunks, and (dead ReLU units, all units)."""
-        self.model.train(False)
-        loss_sum = torch.zeros((), device=self.device)
-        count = torch.zeros((), device=self.device)
-        hits = torch.zeros((), device=self.device)  # correct rows, or absolute error
-        squares = torch.zeros((), device=self.device)  # squared error
-        watching = self.dead_relus.watching() if watch_relus else nullcontext()
-        chunk = max(1, min(EVAL_CHUNK_ROWS, EVAL_CHUNK_ELEMENTS // max(1, x[0].numel())))
-        with watching:
-            for start in range(0, x.shape[0], chunk):
-                xb, yb = x[start : start + chunk], y[start : start + chunk]
-                self.dead_relus.next_batch()
-                with self._autocast():
-                    output = self.model(xb)
-                output = output.float()
-                total, denominator = self.loss.total(output, yb)
-                loss_sum += total
-                count += denominator
-                if self.task == "classification":
-                    hits += (self._predict_classes(output) == yb).sum()
-                elif self.task != "reconstruction":
-                    error = output.reshape(yb.shape) - yb
-                    hits += error.abs().sum()
-                    squares += error.square().sum()
-        sums = [loss_sum, count, hits, squares]
-        if self.task == "regression":
-            sums.append((y - y.mean()).square().sum())
-        dead = self.dead_relus.dead_and_total() if watch_relus else None
-        return torch.stack(sums), dead
+        return validation_sums(
+            self.model,
+            self.loss,
+            self.task,
+            x,
+            y,
+            self._autocast,
+            self.dead_relus if watch_relus else None,
+        )
 
     def _val_metrics(self, sums: list[float], y: torch.Tensor) -> dict[str, float]:
-        loss_sum, count, hits, squares = sums[:4]
-        metrics = {"val_loss": loss_sum / count}
-        rows, elements = y.shape[0], y.numel()
-        if self.task == "classification":
-            metrics["val_accuracy"] = hits / rows
-        elif self.task == "regression":
-            metrics["val_mae"] = hits / rows * self.target_scale
-            metrics["val_r2"] = 1 - squares / max(sums[4], 1e-12)
-        elif self.task == "forecasting":
-            metrics["val_rmse"] = math.sqrt(squares / elements) * self.target_scale
-            metrics["val_mae"] = hits / elements * self.target_scale
-        return metrics
+        return validation_metrics(self.task, sums, y, self.target_scale)
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """Validation loss and the task's metrics, computed on the device, read once."""
         x, y = self._to_device(x), self._to_device(y)
         sums, _ = self._evaluate_sums(x, y)
         return self._val_metrics(sums.tolist(), y)
-
-    def _predict_classes(self, output: torch.Tensor) -> torch.Tensor:
-        if output.shape[1] == 1:  # binary cross-entropy's single logit
-            return (output[:, 0] > 0).long()
-        return output.argmax(dim=1)
 
     def _prepare(self, x_val: torch.Tensor, y_train: torch.Tensor) -> None:
         """Fail fast on a model whose output cannot meet the targets; set class weights."""

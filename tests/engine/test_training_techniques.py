@@ -17,6 +17,7 @@ from engine.errors import SpecMismatch, TrainingCancelled, TrainingDiverged
 from engine.spec import Spec
 from engine.spec.training import LossMismatch, TrainingConfig, check_loss_for_task
 from engine.training import trainer as trainer_module
+from engine.training import validation as validation_module
 from engine.training.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -516,7 +517,7 @@ def test_validation_in_chunks_gives_the_same_metrics(monkeypatch):
     trainer.fit(*data)
     whole = trainer.evaluate(data[2], data[3])
 
-    monkeypatch.setattr(trainer_module, "EVAL_CHUNK_ROWS", 7)
+    monkeypatch.setattr(validation_module, "EVAL_CHUNK_ROWS", 7)
     chunked = trainer.evaluate(data[2], data[3])
 
     assert chunked == pytest.approx(whole, rel=1e-5)
