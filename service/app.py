@@ -24,6 +24,7 @@ from service.models.router import predict_router
 from service.models.router import router as models_router
 from service.models.serving import ServingService
 from service.specs.router import router as specs_router
+from service.studies.router import router as studies_router
 
 API_VERSION = "0.1.0"
 
@@ -69,4 +70,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(models_router)
     app.include_router(batch_predictions_router)
     app.include_router(specs_router)
+    app.include_router(studies_router)
     return app

@@ -17,6 +17,7 @@ from service.core.reconciler import Reconciler
 from service.core.settings import load_settings
 from service.core.store import Store
 from service.jobs.training_run import run_training_job
+from service.studies.trial_observer import observe_trial
 from workers.work_kinds import WORK_KINDS
 
 settings = load_settings()
@@ -57,7 +58,8 @@ def train_job(job_id: str) -> str:
     if resources.shutdown.is_set():
         # A stopping worker leaves new work to the others: the message goes back unclaimed.
         raise Reject("worker is shutting down", requeue=True)
-    return run_training_job(resources, job_id)
+    # A study's trial reports each epoch to the study and advances it when it ends.
+    return run_training_job(resources, job_id, observe=observe_trial)
 
 
 @celery_app.task(name=BATCH_PREDICT_TASK)

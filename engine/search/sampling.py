@@ -41,3 +41,27 @@ def _suggest_choice(trial: optuna.Trial, path: str, choices: list[Any]) -> Any:
         return trial.suggest_categorical(path, choices)
     encoded = [json.dumps(choice, sort_keys=True) for choice in choices]
     return json.loads(trial.suggest_categorical(path, encoded))
+
+
+def grid_of(space: SearchSpace) -> dict[str, list[Any]]:
+    """Every value of every parameter, for Optuna's grid sampler: choices and stepped ranges
+    only (a continuous range has no grid), as suggest_values samples them."""
+    grid: dict[str, list[Any]] = {}
+    for path, parameter in space.root.items():
+        if isinstance(parameter, CategoricalParameter):
+            choices = parameter.choices
+            scalar = all(isinstance(choice, SCALARS) for choice in choices)
+            grid[path] = choices if scalar else [json.dumps(c, sort_keys=True) for c in choices]
+        elif parameter.step is None or parameter.log:
+            raise ValueError(f"{path}: a grid search needs choices or a stepped range")
+        else:
+            count = int((parameter.high - parameter.low) // parameter.step) + 1
+            grid[path] = [parameter.low + i * parameter.step for i in range(count)]
+    return grid
+
+
+def grid_size(grid: dict[str, list[Any]]) -> int:
+    size = 1
+    for values in grid.values():
+        size *= len(values)
+    return size

@@ -18,11 +18,11 @@ import copy
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, RootModel, ValidationError, model_validator
+from pydantic import Field, RootModel, Tag, ValidationError, model_validator
 
 from engine.errors import SpecMismatch
 from engine.spec import Spec
-from engine.spec.base import SpecModel
+from engine.spec.base import SpecModel, tagged_union
 
 # A path names a spec field by its keys: `training.learning_rate`, `data.split.validation`.
 PATH_PATTERN = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")
@@ -77,8 +77,15 @@ class CategoricalParameter(Conditional):
     choices: list[Choice] = Field(min_length=1, max_length=MAX_CHOICES)
 
 
+PARAMETER_TYPES = ("float", "int", "categorical")
+_discriminator, _relocator = tagged_union("type", list(PARAMETER_TYPES), lambda _: None)
+# Errors read `search_space.training.learning_rate`, not `...learning_rate.float`.
 Parameter = Annotated[
-    FloatParameter | IntParameter | CategoricalParameter, Field(discriminator="type")
+    Annotated[FloatParameter, Tag("float")]
+    | Annotated[IntParameter, Tag("int")]
+    | Annotated[CategoricalParameter, Tag("categorical")],
+    _discriminator,
+    _relocator,
 ]
 
 

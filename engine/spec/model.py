@@ -11,21 +11,15 @@ the path the user wrote, not `model.layers.layers.3.max_pool1d.size`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
-    Discriminator,
     Field,
     Tag,
-    ValidationError,
-    ValidatorFunctionWrapHandler,
-    WrapValidator,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from engine.spec.base import SpecModel
+from engine.spec.base import SpecModel, tagged_union
 
 Activation = Literal["relu", "leaky_relu", "elu", "selu", "gelu", "sigmoid", "tanh"]
 Init = Literal[
@@ -45,55 +39,6 @@ INIT_DESCRIPTION = (
     "Weight initialisation of dense and convolutional layers; recurrent weight matrices are "
     "orthogonal whatever the scheme."
 )
-
-
-def _tagged_union(
-    key: str, tags: list[str], infer: Callable[[dict], str | None]
-) -> tuple[Discriminator, WrapValidator]:
-    """A discriminator reading `key` (or `infer` when absent) and a wrap validator that drops
-    the union tag from error locations and names the allowed values when the tag is wrong."""
-    allowed = ", ".join(repr(tag) for tag in tags)
-
-    def tag_of(value: Any) -> str | None:
-        if isinstance(value, dict):
-            return value[key] if key in value else infer(value)
-        return getattr(value, key, None)
-
-    def without_tag(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        try:
-            return handler(value)
-        except ValidationError as exc:
-            raise _relocated(exc, key, allowed, tag_of(value)) from None
-
-    return Discriminator(tag_of), WrapValidator(without_tag)
-
-
-# Our own error types, re-created when an outer union passes an inner union's error through.
-_TAG_ERRORS = {
-    "unknown_tag": "unknown {key} {tag}; expected one of: {expected}",
-    "missing_tag": "expected an object with a {key}, one of: {expected}",
-}
-
-
-def _relocated(exc: ValidationError, key: str, allowed: str, tag: Any) -> ValidationError:
-    errors: list[InitErrorDetails] = []
-    for error in exc.errors():
-        loc, kind, ctx = error["loc"], error["type"], error.get("ctx")
-        if not loc and kind in ("union_tag_invalid", "union_tag_not_found"):
-            # `expected` is the context key the service's error handler lists as `allowed`.
-            kind = "missing_tag" if tag is None else "unknown_tag"
-            ctx = {"key": key, "tag": repr(tag), "expected": allowed}
-            loc = () if tag is None else (key,)
-        elif loc and loc[0] == tag:
-            loc = loc[1:]
-        problem: Any = kind
-        if kind in _TAG_ERRORS:
-            problem = PydanticCustomError(kind, _TAG_ERRORS[kind], ctx)
-        details = InitErrorDetails(type=problem, loc=loc, input=error["input"])
-        if ctx is not None and kind not in _TAG_ERRORS:
-            details["ctx"] = ctx
-        errors.append(details)
-    return ValidationError.from_exception_data(exc.title, errors)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -245,7 +190,7 @@ LAYER_TYPES: dict[str, type[SpecModel]] = {
     "residual": ResidualLayer,
 }
 
-_layer_discriminator, _layer_relocator = _tagged_union("type", list(LAYER_TYPES), lambda _: None)
+_layer_discriminator, _layer_relocator = tagged_union("type", list(LAYER_TYPES), lambda _: None)
 
 Layer = Annotated[
     Annotated[DenseLayer, Tag("dense")]
@@ -373,7 +318,7 @@ class LayersConfig(SpecModel):
 FAMILIES = ["mlp", "cnn", "rnn", "autoencoder", "layers"]
 
 # A document without `family` is the layers family when it lists layers, else the default MLP.
-_family_discriminator, _family_relocator = _tagged_union(
+_family_discriminator, _family_relocator = tagged_union(
     "family", FAMILIES, lambda document: "layers" if "layers" in document else "mlp"
 )
 

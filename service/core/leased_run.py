@@ -157,6 +157,11 @@ class LeasedRun:
     def before_stop(self) -> None:
         """What to save before a stopped run ends or goes back to the queue."""
 
+    def stop_details(self) -> dict[str, Any]:
+        """The error code and message a run stopped for its own reason ends with (a pruned
+        study trial); none for a cancel the user asked for."""
+        return {}
+
     def execute(self) -> str:
         """Run the row if this worker can claim it; returns what happened."""
         noun = self.repository.noun
@@ -221,11 +226,16 @@ class LeasedRun:
         self.before_stop()
         if self.keeper.lost:
             return "lost"
-        if self.resources.shutdown.is_set() and not self.keeper.cancel_requested:
+        stopping_itself = bool(self.stop_details())
+        if (
+            self.resources.shutdown.is_set()
+            and not self.keeper.cancel_requested
+            and not stopping_itself
+        ):
             if self.write(
                 lambda session: self.repository.release(session, self.row_id, self.token)
             ):
                 self.resources.queue.enqueue(self.task, self.row_id, self.row.queue)
             return "released"
-        self.finish(CANCELLED)
+        self.finish(CANCELLED, **self.stop_details())
         return CANCELLED

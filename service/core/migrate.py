@@ -23,6 +23,7 @@ def target_metadata() -> MetaData:
     from service.idempotency import tables as _idempotency  # noqa: F401
     from service.jobs import tables as _jobs  # noqa: F401
     from service.models import tables as _models  # noqa: F401
+    from service.studies import tables as _studies  # noqa: F401
 
     return Base.metadata
 

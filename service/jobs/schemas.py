@@ -101,6 +101,8 @@ class JobOut(BaseModel):
     report: JobReport | None = Field(description="Set when the job has succeeded.")
     error: JobError | None
     spec: dict[str, Any]
+    study_id: str | None = Field(default=None, description="Set on a study's trial.")
+    trial_number: int | None = None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

@@ -122,6 +122,8 @@ def job_out(job: Job) -> JobOut:
         report=job.report,
         error=error,
         spec=job.spec,
+        study_id=job.study_id,
+        trial_number=job.trial_number,
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,

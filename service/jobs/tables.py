@@ -7,12 +7,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from service.core.database import Base, new_id
 from service.core.leases import LeasedColumns
+from service.studies import tables as _studies  # noqa: F401  (the target of jobs.study_id)
 
 
 class Job(LeasedColumns, Base):
     """A training job: a dataset and a spec, trained on a worker under a lease."""
 
     __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("study_id", "trial_number", name="uq_jobs_study_trial"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("job"))
     dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"), index=True)
@@ -27,6 +31,12 @@ class Job(LeasedColumns, Base):
     # What a succeeded job learned about its data and its model: rows per split, rows dropped
     # by cleaning and by the leakage guard, sampling, the test evaluation, cross-validation.
     report: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # A study's trial: its study, its number in it (unique), and Optuna's id for it.
+    study_id: Mapped[str | None] = mapped_column(
+        ForeignKey("studies.id", name="fk_jobs_study_id"), nullable=True, index=True
+    )
+    trial_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    optuna_trial_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class JobMetric(Base):

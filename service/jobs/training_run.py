@@ -13,7 +13,7 @@ import itertools
 import logging
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 from sqlalchemy.exc import IntegrityError
@@ -41,6 +41,20 @@ from service.models.tables import Model, model_file_key
 log = logging.getLogger(__name__)
 
 
+class TrainingObserver(Protocol):
+    """What another domain watches of a job it made (a study, of its trials): each epoch,
+    and how the run ended. The jobs domain knows it only by this shape."""
+
+    def on_epoch(self, report: EpochReport) -> str | None:
+        """A reason to stop the job now (it ends cancelled with that reason), or None."""
+
+    def on_end(self, outcome: str) -> None: ...
+
+
+# Given the claimed job, its observer, or None for a job nobody watches.
+ObserverFactory = Callable[[Job, WorkerResources], TrainingObserver | None]
+
+
 class TrainingRun(LeasedRun):
     repository = jobs
     task = TRAIN_JOB_TASK
@@ -50,6 +64,15 @@ class TrainingRun(LeasedRun):
     row: Job
     dataset: Dataset
     epochs: EpochRecorder
+
+    def __init__(
+        self, resources: WorkerResources, job_id: str, observe: ObserverFactory | None = None
+    ) -> None:
+        super().__init__(resources, job_id)
+        self.observe = observe
+        self.observer: TrainingObserver | None = None
+        # Why the job stops itself (its observer said so), or None.
+        self.stop_reason: str | None = None
 
     def claimed(self, session: Session) -> bool:
         # The dataset's record: a dataset deleted since the submit leaves nothing to run.
@@ -62,6 +85,7 @@ class TrainingRun(LeasedRun):
         # stored resolve their model in the engine, as they always did.
         spec = Spec.model_validate(job.resolved_spec or job.spec)
         self.epochs = EpochRecorder(self._write_epochs, list(job.warnings or []))
+        self.observer = self.observe(job, self.resources) if self.observe else None
         data = self.load_data()
         trained = train(
             spec,
@@ -102,6 +126,16 @@ class TrainingRun(LeasedRun):
     def on_epoch(self, report: EpochReport) -> None:
         if not self.epochs.add(report):
             self.lose_lease()
+        if self.observer is not None and self.stop_reason is None:
+            self.stop_reason = self.observer.on_epoch(report)
+
+    def should_stop(self) -> bool:
+        return self.stop_reason is not None or super().should_stop()
+
+    def stop_details(self) -> dict[str, Any]:
+        if self.stop_reason is None:
+            return {}
+        return {"error_code": "pruned", "error_message": self.stop_reason}
 
     def on_fold(self, report: FoldReport) -> None:
         # Fold models keep out of the metrics history (it is the final model's); the progress
@@ -180,9 +214,15 @@ class TrainingRun(LeasedRun):
         return self.should_stop
 
 
-def run_training_job(resources: WorkerResources, job_id: str) -> str:
+def run_training_job(
+    resources: WorkerResources, job_id: str, observe: ObserverFactory | None = None
+) -> str:
     """Train job `job_id` if this worker can claim it; returns what happened."""
-    return TrainingRun(resources, job_id).execute()
+    run = TrainingRun(resources, job_id, observe)
+    outcome = run.execute()
+    if run.observer is not None:
+        run.observer.on_end(outcome)
+    return outcome
 
 
 def _dies_mid_epoch(should_stop: Callable[[], bool]) -> Callable[[], bool]:

@@ -1,0 +1,81 @@
+"""A study's eye on its trials, on the worker that trains one: the objective reported to
+Optuna each epoch, the pruner asked whether to go on, and the study advanced once the trial
+has ended (so the next trials are queued by whichever worker finished one)."""
+
+from __future__ import annotations
+
+import logging
+
+import optuna
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from engine.training.trainer import EpochReport
+from service.core.database import transaction
+from service.core.leased_run import WorkerResources
+from service.core.queue import TRAIN_JOB_TASK
+from service.jobs.tables import Job
+from service.studies import service
+from service.studies.search import build_pruner
+from service.studies.tables import Study
+
+log = logging.getLogger(__name__)
+# Two workers advancing one study at once: the loser's trial numbers collide; it tries again.
+ADVANCE_ATTEMPTS = 5
+# Outcomes after which the trial's state did not change: nothing to advance.
+UNCHANGED = ("skipped", "released", "lost")
+
+
+class TrialObserver:
+    def __init__(self, resources: WorkerResources, study: Study, job: Job) -> None:
+        self.resources = resources
+        self.study_id = study.id
+        self.metric = study.objective_metric
+        self.pruner_name = study.pruner
+        searched = service.optuna_study(
+            resources.settings, study, pruner=build_pruner(study.pruner)
+        )
+        self.trial = optuna.trial.Trial(searched, job.optuna_trial_id)
+
+    def on_epoch(self, report: EpochReport) -> str | None:
+        value = report.metrics.get(self.metric)
+        if value is None:
+            return None
+        self.trial.report(value, report.epoch)
+        if self.trial.should_prune():
+            return (
+                f"pruned by the study's {self.pruner_name} pruner after epoch {report.epoch}: "
+                f"{self.metric} {value:.4g} is behind the other trials at that epoch"
+            )
+        return None
+
+    def on_end(self, outcome: str) -> None:
+        if outcome not in UNCHANGED:
+            advance_study(self.resources, self.study_id)
+
+
+def observe_trial(job: Job, resources: WorkerResources) -> TrialObserver | None:
+    """The observer of a study's trial; None for a job of no study."""
+    if job.study_id is None or job.optuna_trial_id is None:
+        return None
+    with transaction(resources.session_factory) as session:
+        study = session.get(Study, job.study_id)
+        if study is None:
+            return None
+        session.expunge(study)
+    return TrialObserver(resources, study, job)
+
+
+def advance_study(resources: WorkerResources, study_id: str) -> None:
+    """Advance the study in a transaction of its own, then send its new trials."""
+    for attempt in range(1, ADVANCE_ATTEMPTS + 1):
+        try:
+            with transaction(resources.session_factory) as session:
+                new = service.advance(session, resources.store, resources.settings, study_id)
+                sends = [(job.id, job.queue) for job in new]
+            break
+        except (IntegrityError, OperationalError):
+            if attempt == ADVANCE_ATTEMPTS:
+                log.exception("study %s could not be advanced", study_id)
+                return
+    for job_id, queue in sends:
+        resources.queue.enqueue(TRAIN_JOB_TASK, job_id, queue)
