@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.training.trainer import EpochReport
+from service.jobs.repository import GRAD_NORM_PREFIX
 
 # At most one write of epochs per this many seconds, but the first epoch is written at once.
 FLUSH_SECONDS = 1.0
@@ -84,7 +85,7 @@ def epoch_history(report: EpochReport) -> dict[str, float]:
     history = {**report.metrics, "learning_rate": report.learning_rate}
     health = report.health or {}
     for layer, norm in (health.get("grad_norm") or {}).items():
-        history[f"grad_norm/{layer}"] = norm
+        history[f"{GRAD_NORM_PREFIX}{layer}"] = norm
     if health.get("dead_relu_fraction") is not None:
         history["dead_relu_fraction"] = health["dead_relu_fraction"]
     return history

@@ -12,6 +12,9 @@ from sqlalchemy.orm import Session
 from service.core.leases import LeasedWorkRepository
 from service.jobs.tables import Job, JobMetric
 
+# The history's name for a layer's gradient norm is this prefix and the layer's name.
+GRAD_NORM_PREFIX = "grad_norm/"
+
 
 class JobRepository(LeasedWorkRepository[Job]):
     def record_epochs(
@@ -48,6 +51,21 @@ class JobRepository(LeasedWorkRepository[Job]):
     def metric_rows(self, session: Session, job_id: str) -> Sequence[JobMetric]:
         query = select(JobMetric).where(JobMetric.job_id == job_id)
         return session.scalars(query.order_by(JobMetric.epoch, JobMetric.name)).all()
+
+    def get_many(self, session: Session, project_id: str, job_ids: Sequence[str]) -> list[Job]:
+        """This project's jobs among `job_ids`, in no particular order; others' are absent."""
+        query = select(Job).where(Job.project_id == project_id, Job.id.in_(job_ids))
+        return list(session.scalars(query).all())
+
+    def curve_rows(self, session: Session, job_ids: Sequence[str]) -> Sequence[JobMetric]:
+        """The history rows of several jobs, by job, epoch and name, less the per-layer
+        gradient norms (`grad_norm/<layer>`): health readings, many per epoch, not curves."""
+        query = select(JobMetric).where(
+            JobMetric.job_id.in_(job_ids),
+            ~JobMetric.name.startswith(GRAD_NORM_PREFIX, autoescape=True),
+        )
+        order = (JobMetric.job_id, JobMetric.epoch, JobMetric.name)
+        return session.scalars(query.order_by(*order)).all()
 
 
 jobs = JobRepository(Job, "job")
