@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
 
 from service.auth.dependencies import CurrentProject
 from service.core.deps import QueueDep, SessionDep, SettingsDep, StoreDep
@@ -9,10 +11,22 @@ from service.core.params import Limit, Offset
 from service.core.schemas import Page, error_responses
 from service.idempotency.dependencies import IdempotencyKeyHeader
 from service.jobs import service
-from service.jobs.schemas import JobCreate, JobMetricsOut, JobOut
+from service.jobs.schemas import JobComparison, JobCreate, JobMetricsOut, JobOut
 
 # Every route here needs a key and validates its input.
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=error_responses(401, 422))
+
+# One comma-separated parameter, not a repeated one: the form a client writes by hand and
+# pastes from a list of ids. 20 ids of up to 40 characters and their commas fit.
+CompareIds = Annotated[
+    str,
+    Query(
+        min_length=1,
+        max_length=1000,
+        description="2 to 20 ids of this project's jobs, comma-separated, each once",
+        examples=["job_4f1c...,job_9a2e..."],
+    ),
+]
 
 
 @router.post(
@@ -56,6 +70,14 @@ def list_jobs(
     offset: Offset = 0,
 ) -> Page[JobOut]:
     return service.list_jobs(session, project, status, limit, offset)
+
+
+# Before /{job_id}, which would take "compare" for a job id.
+@router.get("/compare", operation_id="compare_jobs", responses=error_responses(404))
+def compare_jobs(ids: CompareIds, project: CurrentProject, session: SessionDep) -> JobComparison:
+    """Several runs side by side, to overlay: per job its curves, best and last epochs, and
+    the spec paths whose values differ among the jobs."""
+    return service.compare_jobs(session, project, [part.strip() for part in ids.split(",")])
 
 
 @router.get("/{job_id}", operation_id="get_job", responses=error_responses(404))

@@ -117,3 +117,38 @@ class JobMetricsOut(BaseModel):
     job_id: str
     epochs: list[EpochMetrics]
     warnings: list[JobWarning]
+
+
+class JobCompared(BaseModel):
+    id: str
+    status: WorkStatus
+    dataset_id: str
+    spec: dict[str, Any] = Field(description="The spec as submitted, defaults filled in.")
+    epochs_run: int = Field(description="Epochs recorded so far.")
+    best: EpochMetrics | None = Field(
+        description="The epoch with the lowest val_loss (the first of equals); null before "
+        "the first epoch is recorded."
+    )
+    last: EpochMetrics | None = Field(description="The last epoch recorded.")
+    curves: dict[str, list[int | float | None]] = Field(
+        description="One series per name, aligned with `epoch`: `epoch`, `train_loss`, "
+        "`val_loss`, the task's metrics, `learning_rate`. A name an epoch lacks is null there. "
+        "The per-layer `grad_norm/*` readings are left out: see `GET /v1/jobs/{id}/metrics`.",
+        examples=[{"epoch": [1, 2], "train_loss": [0.69, 0.52], "val_loss": [0.66, 0.55]}],
+    )
+
+
+class SpecDifference(BaseModel):
+    path: str = Field(examples=["training.learning_rate"])
+    values: list[Any] = Field(
+        description="The value in each job's spec, in the order of `jobs`; null where a spec "
+        "lacks the path."
+    )
+
+
+class JobComparison(BaseModel):
+    jobs: list[JobCompared] = Field(description="In the order of `ids`.")
+    spec_differences: list[SpecDifference] = Field(
+        description="The dotted spec paths whose values differ across the jobs, sorted; "
+        "lists are compared whole."
+    )

@@ -1,8 +1,11 @@
-"""Jobs: check a spec against its dataset, queue it, show it, cancel it."""
+"""Jobs: check a spec against its dataset, queue it, show it, cancel it, compare runs."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from itertools import groupby
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -10,7 +13,7 @@ from engine.spec import Spec
 from service.auth.tables import Project
 from service.core.database import new_id, utcnow
 from service.core.deps import after_commit
-from service.core.errors import found
+from service.core.errors import NotFound, found, invalid_field
 from service.core.leases import FINISHED, QUEUED, RUNNING, request_cancel
 from service.core.queue import TRAIN_JOB_TASK, JobQueue
 from service.core.schemas import Page
@@ -18,8 +21,17 @@ from service.core.settings import Settings
 from service.core.store import Store
 from service.idempotency import service as idempotency
 from service.jobs.repository import jobs
-from service.jobs.schemas import EpochMetrics, JobError, JobMetricsOut, JobOut, Progress
-from service.jobs.tables import Job
+from service.jobs.schemas import (
+    EpochMetrics,
+    JobCompared,
+    JobComparison,
+    JobError,
+    JobMetricsOut,
+    JobOut,
+    Progress,
+    SpecDifference,
+)
+from service.jobs.tables import Job, JobMetric
 from service.specs.service import check_spec
 
 
@@ -91,12 +103,110 @@ def cancel_job(session: Session, project: Project, job_id: str) -> Job:
 
 def job_metrics(session: Session, project: Project, job_id: str) -> JobMetricsOut:
     job = get_job(session, project, job_id)
-    history = jobs.metric_rows(session, job.id)
-    epochs = [
-        EpochMetrics(epoch=epoch, values={r.name: r.value for r in group})
-        for epoch, group in groupby(history, key=lambda r: r.epoch)
-    ]
+    epochs = epoch_metrics(jobs.metric_rows(session, job.id))
     return JobMetricsOut(job_id=job.id, epochs=epochs, warnings=job.warnings or [])
+
+
+def epoch_metrics(rows: Sequence[JobMetric]) -> list[EpochMetrics]:
+    """One job's history rows, ordered by epoch, as one entry per epoch."""
+    return [
+        EpochMetrics(epoch=epoch, values={r.name: r.value for r in group})
+        for epoch, group in groupby(rows, key=lambda r: r.epoch)
+    ]
+
+
+# How many jobs one comparison lines up, at least and at most.
+MIN_COMPARED, MAX_COMPARED = 2, 20
+# The curves a client overlays first; the other names follow in alphabetical order.
+LEADING_CURVES = ("train_loss", "val_loss")
+
+
+def compare_jobs(session: Session, project: Project, job_ids: list[str]) -> JobComparison:
+    """Several of this project's jobs side by side, in the order asked: each one's curves,
+    best and last epochs, and the spec paths whose values differ among them."""
+    check_compared_ids(job_ids)
+    found_jobs = {job.id: job for job in jobs.get_many(session, project.id, job_ids)}
+    missing = [job_id for job_id in job_ids if job_id not in found_jobs]
+    if missing:
+        # As GET /v1/jobs/{id}: another project's job is not found, never forbidden.
+        reasons = [f"{jobs.noun} {job_id!r} not found" for job_id in missing]
+        raise NotFound(
+            f"ids: {'; '.join(reasons)}",
+            details=[{"field": "ids", "reason": reason} for reason in reasons],
+        )
+    compared = [found_jobs[job_id] for job_id in job_ids]
+    # Curves leave out the per-layer grad_norm/* readings: training health, not metrics to
+    # overlay, and one per layer per epoch (most of the rows); GET .../metrics keeps them.
+    rows = {
+        job_id: list(group)
+        for job_id, group in groupby(jobs.curve_rows(session, job_ids), key=lambda r: r.job_id)
+    }
+    return JobComparison(
+        jobs=[job_compared(job, epoch_metrics(rows.get(job.id, []))) for job in compared],
+        spec_differences=spec_differences([job.spec for job in compared]),
+    )
+
+
+def check_compared_ids(job_ids: list[str]) -> None:
+    """2 to 20 ids, none empty, none twice: a 422 naming `ids` otherwise."""
+    if not MIN_COMPARED <= len(job_ids) <= MAX_COMPARED:
+        raise invalid_field(
+            "ids",
+            f"give {MIN_COMPARED} to {MAX_COMPARED} job ids, comma-separated; got {len(job_ids)}",
+        )
+    if any(not job_id for job_id in job_ids):
+        raise invalid_field("ids", "an empty job id (two commas in a row, or one at an end)")
+    seen: set[str] = set()
+    for job_id in job_ids:
+        if job_id in seen:
+            raise invalid_field("ids", f"{job_id!r} is given more than once")
+        seen.add(job_id)
+
+
+def job_compared(job: Job, epochs: list[EpochMetrics]) -> JobCompared:
+    names = {name for entry in epochs for name in entry.values}
+    leading = [name for name in LEADING_CURVES if name in names]
+    curves: dict[str, list[int | float | None]] = {"epoch": [entry.epoch for entry in epochs]}
+    for name in leading + sorted(names.difference(leading)):
+        # Aligned with `epoch`: a name an epoch lacks (none should) is a gap, not a shift.
+        curves[name] = [entry.values.get(name) for entry in epochs]
+    scored = [entry for entry in epochs if "val_loss" in entry.values]
+    return JobCompared(
+        id=job.id,
+        status=job.status,
+        dataset_id=job.dataset_id,
+        spec=job.spec,
+        epochs_run=len(epochs),
+        best=min(scored, key=lambda entry: entry.values["val_loss"], default=None),
+        last=epochs[-1] if epochs else None,
+        curves=curves,
+    )
+
+
+def spec_differences(specs: list[dict[str, Any]]) -> list[SpecDifference]:
+    """The dotted paths whose values are not all the same across `specs`, each with its
+    value per spec (None where a spec lacks the path: a missing path and a null are alike)."""
+    flat = [flatten_spec(spec) for spec in specs]
+    differences = []
+    for path in sorted(set().union(*flat)):
+        values = [paths.get(path) for paths in flat]
+        # JSON text compares as the client sees: `true` is not `1`, key order does not count.
+        if len({json.dumps(value, sort_keys=True) for value in values}) > 1:
+            differences.append(SpecDifference(path=path, values=values))
+    return differences
+
+
+def flatten_spec(spec: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`{"training": {"learning_rate": 0.01}}` -> `{"training.learning_rate": 0.01}`; a list,
+    or an empty dict, is one value."""
+    flat: dict[str, Any] = {}
+    for key, value in spec.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten_spec(value, f"{path}."))
+        else:
+            flat[path] = value
+    return flat
 
 
 def job_out(job: Job) -> JobOut:

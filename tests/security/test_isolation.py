@@ -27,6 +27,10 @@ BODIES: dict[str, Any] = {
     "set_model_alias": lambda ids: {"version": 1},
     "create_batch_prediction": lambda ids: {"dataset_id": ids["dataset_id"]},
 }
+# Required query parameters that name owned rows, and the owned value to send in each.
+OWNED_QUERIES: dict[str, Any] = {
+    "ids": lambda ids: f"{ids['job_id']},{ids['second_job_id']}",
+}
 # Operations that create something of the caller's own from nothing of anyone else's.
 OWN_CREATIONS = {"upload_dataset", "create_key"}
 
@@ -44,6 +48,8 @@ def test_a_second_project_sees_nothing_of_the_first(
     job_id = owner.get("/v1/jobs").json()["items"][0]["id"]
     dataset_id = owner.get("/v1/datasets").json()["items"][0]["id"]
     key_id = owner.get("/v1/keys").json()["items"][0]["id"]
+    second_job = owner.post("/v1/jobs", json=BODIES["create_job"]({"dataset_id": dataset_id}))
+    assert second_job.status_code == 202, second_job.text
     model_name = owner.get(f"/v1/models/{trained_model_id}").json()["name"]
     alias = "production"
     response = owner.client.put(
@@ -64,6 +70,7 @@ def test_a_second_project_sees_nothing_of_the_first(
         "alias": alias,
         "key_id": key_id,
         "batch_prediction_id": batch_prediction_id,
+        "second_job_id": second_job.json()["id"],
     }
     before = {name: owner.get(url).json() for name, url in _owner_views(ids).items()}
     walked = []
@@ -79,7 +86,7 @@ def test_a_second_project_sees_nothing_of_the_first(
             unknown = [p for p in params if p not in ids]
             assert not unknown, f"{op_id}: no owned id to try for {unknown}; add it to the walk"
             url = path.format(**{p: ids[p] for p in params})
-            kwargs: dict[str, Any] = {"params": _required_query(operation)}
+            kwargs: dict[str, Any] = {"params": _required_query(operation, ids)}
             if "requestBody" in operation:
                 assert op_id in BODIES, f"{op_id} takes a body; add a valid one to BODIES"
                 kwargs["json"] = BODIES[op_id](ids)
@@ -88,8 +95,13 @@ def test_a_second_project_sees_nothing_of_the_first(
             )
             walked.append(op_id)
 
-            refers_to_owned = bool(params) or any(
-                isinstance(v, str) and v in ids.values() for v in kwargs.get("json", {}).values()
+            refers_to_owned = (
+                bool(params)
+                or any(
+                    isinstance(v, str) and v in ids.values()
+                    for v in kwargs.get("json", {}).values()
+                )
+                or any(name in OWNED_QUERIES for name in kwargs["params"])
             )
             if refers_to_owned:
                 assert response.status_code in (403, 404), (
@@ -115,20 +127,24 @@ def test_a_second_project_sees_nothing_of_the_first(
         "set_model_alias",
         "delete_model_alias",
         "export_model",
+        "compare_jobs",
     } <= set(walked)
     after = {name: owner.get(url).json() for name, url in _owner_views(ids).items()}
     assert after == before, "a refused call changed the owner's data"
 
 
-def _required_query(operation: dict[str, Any]) -> dict[str, Any]:
-    """A valid value for each required query parameter (the first of an enum), so a refusal
-    is about ownership, not a missing parameter."""
+def _required_query(operation: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
+    """A valid value for each required query parameter (the owned ids it names, or the first
+    of an enum), so a refusal is about ownership, not a missing parameter."""
     query = {}
     for parameter in operation.get("parameters", []):
         if parameter["in"] == "query" and parameter.get("required"):
-            schema = parameter["schema"]
-            assert "enum" in schema, f"no valid value known for {parameter['name']}"
-            query[parameter["name"]] = schema["enum"][0]
+            name, schema = parameter["name"], parameter["schema"]
+            if name in OWNED_QUERIES:
+                query[name] = OWNED_QUERIES[name](ids)
+                continue
+            assert "enum" in schema, f"no valid value known for {name}; add it to OWNED_QUERIES"
+            query[name] = schema["enum"][0]
     return query
 
 
