@@ -26,6 +26,12 @@ BODIES: dict[str, Any] = {
     "create_key": lambda ids: {"name": "intruder"},
     "set_model_alias": lambda ids: {"version": 1},
     "create_batch_prediction": lambda ids: {"dataset_id": ids["dataset_id"]},
+    "create_study": lambda ids: {
+        "dataset_id": ids["dataset_id"],
+        "spec": {"task": "classification", "target": "label"},
+        "search_space": {"training.learning_rate": {"type": "float", "low": 1e-3, "high": 0.1}},
+        "max_trials": 1,
+    },
 }
 # Required query parameters that name owned rows, and the owned value to send in each.
 OWNED_QUERIES: dict[str, Any] = {
@@ -61,6 +67,9 @@ def test_a_second_project_sees_nothing_of_the_first(
     )
     assert response.status_code == 202, response.text
     batch_prediction_id = response.json()["id"]
+    response = owner.post("/v1/studies", json=BODIES["create_study"]({"dataset_id": dataset_id}))
+    assert response.status_code == 202, response.text
+    study_id = response.json()["id"]
     ids = {
         "dataset_id": dataset_id,
         "job_id": job_id,
@@ -71,6 +80,7 @@ def test_a_second_project_sees_nothing_of_the_first(
         "key_id": key_id,
         "batch_prediction_id": batch_prediction_id,
         "second_job_id": second_job.json()["id"],
+        "study_id": study_id,
     }
     before = {name: owner.get(url).json() for name, url in _owner_views(ids).items()}
     walked = []
@@ -128,6 +138,9 @@ def test_a_second_project_sees_nothing_of_the_first(
         "delete_model_alias",
         "export_model",
         "compare_jobs",
+        "get_study",
+        "list_study_trials",
+        "cancel_study",
     } <= set(walked)
     after = {name: owner.get(url).json() for name, url in _owner_views(ids).items()}
     assert after == before, "a refused call changed the owner's data"
@@ -156,4 +169,5 @@ def _owner_views(ids: dict[str, str]) -> dict[str, str]:
         "models": "/v1/models",
         "versions": f"/v1/models/{ids['name']}/versions",
         "keys": "/v1/keys",
+        "study": f"/v1/studies/{ids['study_id']}",
     }
