@@ -14,9 +14,7 @@ class Job(LeasedColumns, Base):
     """A training job: a dataset and a spec, trained on a worker under a lease."""
 
     __tablename__ = "jobs"
-    __table_args__ = (
-        UniqueConstraint("study_id", "trial_number", name="uq_jobs_study_trial"),
-    )
+    __table_args__ = (UniqueConstraint("study_id", "trial_number", name="uq_jobs_study_trial"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("job"))
     dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"), index=True)
