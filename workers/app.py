@@ -17,7 +17,7 @@ from service.core.reconciler import Reconciler
 from service.core.settings import load_settings
 from service.core.store import Store
 from service.jobs.training_run import run_training_job
-from service.studies.trial_observer import observe_trial
+from service.studies.trial_observer import advance_stalled_studies, observe_trial
 from workers.work_kinds import WORK_KINDS
 
 settings = load_settings()
@@ -41,9 +41,16 @@ def worker_resources() -> WorkerResources:
 @worker_ready.connect
 def start_reconciler(**_: object) -> None:
     """Every worker watches for leased work whose worker vanished or whose message was lost;
-    the updates are atomic, so several workers doing it at once is harmless."""
+    the updates are atomic, so several workers doing it at once is harmless. Studies a dead
+    worker left without their next trials are advanced too."""
     resources = worker_resources()
-    Reconciler(WORK_KINDS, resources.session_factory, resources.queue, settings).start()
+    Reconciler(
+        WORK_KINDS,
+        resources.session_factory,
+        resources.queue,
+        settings,
+        sweeps=(lambda: advance_stalled_studies(resources),),
+    ).start()
 
 
 @worker_shutting_down.connect

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -154,7 +154,8 @@ def reconcile(
 
 
 class Reconciler(threading.Thread):
-    """Runs `reconcile` every half lease, in a worker process."""
+    """Runs `reconcile` every half lease, in a worker process, then each sweep: work built on
+    leased rows (a study over its trial jobs) checks itself for a step a dead worker missed."""
 
     def __init__(
         self,
@@ -162,9 +163,11 @@ class Reconciler(threading.Thread):
         session_factory: sessionmaker[Session],
         queue: JobQueue,
         settings: Settings,
+        sweeps: Sequence[Callable[[], object]] = (),
     ) -> None:
         super().__init__(name="reconciler", daemon=True)
         self.work_kinds = work_kinds
+        self.sweeps = sweeps
         self.session_factory = session_factory
         self.queue = queue
         self.settings = settings
@@ -174,6 +177,8 @@ class Reconciler(threading.Thread):
         while not self._stopped.wait(max(1.0, self.settings.lease_seconds / 2)):
             try:
                 reconcile(self.work_kinds, self.session_factory, self.queue, self.settings)
+                for sweep in self.sweeps:
+                    sweep()
             except Exception:
                 log.warning("reconciling leased work failed; trying again", exc_info=True)
 

@@ -28,20 +28,19 @@ def create_study(
     study, trials = service.create_study(session, store, settings, project, body)
     for job in trials:
         after_commit(session, lambda job=job: queue.enqueue(TRAIN_JOB_TASK, job.id, job.queue))
-    return service.study_out(session, settings, study)
+    return service.study_out(session, study)
 
 
 @router.get("", operation_id="list_studies")
 def list_studies(
     project: CurrentProject,
     session: SessionDep,
-    settings: SettingsDep,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[StudyOut]:
     rows, total = service.list_studies(session, project, limit, offset)
     return Page[StudyOut](
-        items=[service.study_out(session, settings, s) for s in rows],
+        items=[service.study_out(session, s) for s in rows],
         total=total,
         limit=limit,
         offset=offset,
@@ -49,11 +48,9 @@ def list_studies(
 
 
 @router.get("/{study_id}", operation_id="get_study", responses=error_responses(404))
-def get_study(
-    study_id: str, project: CurrentProject, session: SessionDep, settings: SettingsDep
-) -> StudyOut:
+def get_study(study_id: str, project: CurrentProject, session: SessionDep) -> StudyOut:
     """State, trial counts, the best trial and the trials table, and parameter importances."""
-    return service.study_out(session, settings, service.get_study(session, project, study_id))
+    return service.study_out(session, service.get_study(session, project, study_id))
 
 
 @router.get("/{study_id}/trials", operation_id="list_study_trials", responses=error_responses(404))
@@ -83,8 +80,6 @@ def list_trials(
     operation_id="cancel_study",
     responses=error_responses(404),
 )
-def cancel_study(
-    study_id: str, project: CurrentProject, session: SessionDep, settings: SettingsDep
-) -> StudyOut:
+def cancel_study(study_id: str, project: CurrentProject, session: SessionDep) -> StudyOut:
     """Nothing more is queued; running trials stop at their next step."""
-    return service.study_out(session, settings, service.cancel_study(session, project, study_id))
+    return service.study_out(session, service.cancel_study(session, project, study_id))

@@ -11,6 +11,7 @@ trial has ended. Two workers advancing one study at once cannot make a trial num
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import optuna
@@ -66,6 +67,10 @@ TASK_METRICS = {
 MAXIMISED = ("val_accuracy", "val_r2")
 BEST_ALIAS = "best"
 IMPORTANCE_MIN_TRIALS = 4
+# An Optuna trial with no job this long after it was asked for was made by an advance that
+# rolled back (two workers advancing at once); it is closed as failed. Long enough for any
+# advance in progress to commit its jobs.
+ORPHAN_AFTER = timedelta(seconds=60)
 PRUNED = "pruned"  # the error code of a trial job a pruner stopped
 
 
@@ -186,10 +191,13 @@ def advance(session: Session, store: Store, settings: Settings, study_id: str) -
         return []
     trials = trial_jobs(session, study.id)
     searched = optuna_study(settings, study, trials_made=len(trials))
+    close_orphan_trials(searched, {job.optuna_trial_id for job in trials})
     metrics = model_metrics_of(session, trials)
-    for job in trials:
-        if job.status in FINISHED:
-            _tell(searched, study, job, metrics.get(job.id))
+    completed = [
+        _tell(searched, study, job, metrics.get(job.id)) for job in trials if job.status in FINISHED
+    ]
+    if any(completed):
+        study.importances = _importances(searched)
     if study.status != RUNNING:
         return []
     states = [trial_state(job) for job in trials]
@@ -245,22 +253,43 @@ def _new_trial(
 
 def _tell(
     searched: optuna.Study, study: Study, job: Job, model_metrics: dict[str, float] | None
-) -> None:
-    """Optuna hears how an ended trial did, once (a trial it already closed is left alone)."""
+) -> bool:
+    """Optuna hears how an ended trial did, once (a trial it already closed is left alone).
+    True when it was told of a new complete trial."""
     storage = searched._storage
     if job.optuna_trial_id is None:
-        return
+        return False
     if storage.get_trial(job.optuna_trial_id).state != optuna.trial.TrialState.RUNNING:
-        return
+        return False
     trial = optuna.trial.Trial(searched, job.optuna_trial_id)
     state = trial_state(job)
     value = trial_value(job, study, model_metrics)
     if state == "succeeded" and value is not None:
         searched.tell(trial, value)
-    elif state == "pruned":
+        return True
+    if state == "pruned":
         searched.tell(trial, state=optuna.trial.TrialState.PRUNED)
     else:
         searched.tell(trial, state=optuna.trial.TrialState.FAIL)
+    return False
+
+
+def close_orphan_trials(searched: optuna.Study, owned: set[int | None]) -> list[int]:
+    """Fail the Optuna trials no job owns: Optuna commits `ask` at once, so an advance whose
+    own transaction rolled back leaves one behind, running forever (and, under the grid
+    sampler, holding a grid point). The Optuna trial ids closed."""
+    # Optuna stamps trials with the local time, without a zone.
+    before = datetime.now() - ORPHAN_AFTER
+    orphans = [
+        trial
+        for trial in searched.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        if trial._trial_id not in owned
+        and trial.datetime_start is not None
+        and trial.datetime_start <= before
+    ]
+    for trial in orphans:
+        searched.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    return [trial._trial_id for trial in orphans]
 
 
 def _finish(session: Session, searched: optuna.Study, study: Study) -> None:
@@ -337,6 +366,23 @@ def list_studies(
     return list(rows), total
 
 
+def stalled_study_ids(session: Session, quiet_for: timedelta) -> list[str]:
+    """Running studies with room for trials (or every trial ended) and no trial ended for
+    `quiet_for`: a worker that ended a trial died before it could advance the study."""
+    before = utcnow() - quiet_for
+    stalled = []
+    for study in session.scalars(select(Study).where(Study.status == RUNNING)):
+        trials = trial_jobs(session, study.id)
+        active = sum(job.status in (QUEUED, JOB_RUNNING) for job in trials)
+        room = len(trials) < study.max_trials and active < study.parallel_trials
+        if not (room or active == 0):
+            continue
+        ended = [job.finished_at for job in trials if job.finished_at is not None]
+        if max(ended, default=study.created_at) <= before:
+            stalled.append(study.id)
+    return stalled
+
+
 def trial_jobs(session: Session, study_id: str) -> list[Job]:
     return list(
         session.scalars(select(Job).where(Job.study_id == study_id).order_by(Job.trial_number))
@@ -384,7 +430,7 @@ def trial_out(
     )
 
 
-def study_out(session: Session, settings: Settings, study: Study) -> StudyOut:
+def study_out(session: Session, study: Study) -> StudyOut:
     space = SearchSpace.model_validate(study.search_space)
     rows = trial_jobs(session, study.id)
     metrics = model_metrics_of(session, rows)
@@ -419,18 +465,19 @@ def study_out(session: Session, settings: Settings, study: Study) -> StudyOut:
         counts=counts,  # type: ignore[arg-type]
         best=best,
         trials=trials,
-        importances=_importances(settings, study, counts["succeeded"]),
+        importances=study.importances,
         error=study.error_message,
         created_at=study.created_at,
         finished_at=study.finished_at,
     )
 
 
-def _importances(settings: Settings, study: Study, succeeded: int) -> dict[str, float] | None:
-    if succeeded < IMPORTANCE_MIN_TRIALS:
+def _importances(searched: optuna.Study) -> dict[str, float] | None:
+    complete = searched.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if len(complete) < IMPORTANCE_MIN_TRIALS:
         return None
     try:
-        importances = optuna.importance.get_param_importances(optuna_study(settings, study))
+        importances = optuna.importance.get_param_importances(searched)
     except (ValueError, RuntimeError):
         # Too few distinct values (every trial chose alike) leave nothing to apportion.
         return None

@@ -35,6 +35,9 @@ class Study(Base):
     status: Mapped[str] = mapped_column(String(16), index=True, default=RUNNING)
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     best_job_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # {path: share of the objective's variance}, refreshed as trials complete: reads are many,
+    # and each computation fits a forest over every trial.
+    importances: Mapped[dict[str, float] | None] = mapped_column(JSON, nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

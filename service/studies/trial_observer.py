@@ -1,10 +1,13 @@
 """A study's eye on its trials, on the worker that trains one: the objective reported to
 Optuna each epoch, the pruner asked whether to go on, and the study advanced once the trial
-has ended (so the next trials are queued by whichever worker finished one)."""
+has ended (so the next trials are queued by whichever worker finished one). A worker that
+died between ending a trial and advancing its study leaves it stalled; every worker's
+reconciler advances such studies (`advance_stalled_studies`)."""
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import optuna
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -31,6 +34,8 @@ class TrialObserver:
         self.study_id = study.id
         self.metric = study.objective_metric
         self.pruner_name = study.pruner
+        # With no pruner nothing reads the intermediate values: spare Optuna a write an epoch.
+        self.reports = study.pruner != "none"
         searched = service.optuna_study(
             resources.settings, study, pruner=build_pruner(study.pruner)
         )
@@ -38,7 +43,7 @@ class TrialObserver:
 
     def on_epoch(self, report: EpochReport) -> str | None:
         value = report.metrics.get(self.metric)
-        if value is None:
+        if value is None or not self.reports:
             return None
         self.trial.report(value, report.epoch)
         if self.trial.should_prune():
@@ -79,3 +84,18 @@ def advance_study(resources: WorkerResources, study_id: str) -> None:
                 return
     for job_id, queue in sends:
         resources.queue.enqueue(TRAIN_JOB_TASK, job_id, queue)
+
+
+def advance_stalled_studies(
+    resources: WorkerResources, quiet_for: timedelta | None = None
+) -> list[str]:
+    """Advance the studies whose trials' workers died before advancing them (no trial ended
+    for `quiet_for`, a lease by default); their ids."""
+    if quiet_for is None:
+        quiet_for = timedelta(seconds=resources.settings.lease_seconds)
+    with transaction(resources.session_factory) as session:
+        stalled = service.stalled_study_ids(session, quiet_for)
+    for study_id in stalled:
+        log.warning("study %s stalled with room for trials: advancing it", study_id)
+        advance_study(resources, study_id)
+    return stalled

@@ -4,11 +4,15 @@ the study queues trials as jobs, each reports to Optuna, the study advances as t
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
+import optuna
 import pytest
 
 from service.jobs.training_run import run_training_job
-from service.studies.trial_observer import observe_trial
+from service.studies import service as studies_service
+from service.studies.search import optuna_storage
+from service.studies.trial_observer import advance_stalled_studies, observe_trial
 from tests.conftest import Api, Backend, assert_invalid
 from tests.service.conftest import worker_resources
 
@@ -168,3 +172,57 @@ def test_another_projects_study_is_404(api: Api, other_api: Api, dataset_id: str
     assert other_api.get(f"/v1/studies/{study['id']}").status_code == 404
     assert other_api.post(f"/v1/studies/{study['id']}/cancel").status_code == 404
     assert other_api.get("/v1/studies").json()["total"] == 0
+
+
+def test_a_study_whose_worker_died_before_advancing_it_is_advanced_by_the_sweep(
+    backend: Backend, api: Api, dataset_id: str, run_trials
+) -> None:
+    study = create(api, dataset_id, max_trials=2, parallel_trials=1, pruner="none")
+    first = study["trials"][0]["job_id"]
+    # The trial trains and ends, but its worker dies before it advances the study.
+    run_training_job(worker_resources(backend), first)
+    stalled = api.get(f"/v1/studies/{study['id']}").json()
+    assert stalled["counts"] == {**stalled["counts"], "succeeded": 1, "queued": 0}
+    assert len(stalled["trials"]) == 1
+
+    resources = worker_resources(backend)
+    # A study whose trial has just ended is its worker's to advance, not the sweep's.
+    assert advance_stalled_studies(resources) == []
+    assert advance_stalled_studies(resources, quiet_for=timedelta(0)) == [study["id"]]
+    after = api.get(f"/v1/studies/{study['id']}").json()
+    assert after["counts"]["queued"] == 1 and len(after["trials"]) == 2
+    done = run_trials(study["id"])
+    assert done["status"] == "succeeded" and done["counts"]["succeeded"] == 2
+    assert advance_stalled_studies(resources, quiet_for=timedelta(0)) == []
+
+
+def test_an_optuna_trial_no_job_owns_is_closed_by_the_next_advance(
+    backend: Backend, api: Api, dataset_id: str, run_trials, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study = create(api, dataset_id, max_trials=2, parallel_trials=1, pruner="none")
+    searched = optuna.load_study(study_name=study["id"], storage=optuna_storage(backend.settings))
+    # What an advance that rolled back leaves: a trial Optuna made, with no job.
+    searched.ask()
+    monkeypatch.setattr(studies_service, "ORPHAN_AFTER", timedelta(0))
+    done = run_trials(study["id"])
+    assert done["status"] == "succeeded" and len(done["trials"]) == 2
+    states = [trial.state for trial in searched.get_trials(deepcopy=False)]
+    assert optuna.trial.TrialState.RUNNING not in states
+    assert states.count(optuna.trial.TrialState.FAIL) == 1
+
+
+def test_importances_apportion_the_objective_once_enough_trials_completed(
+    api: Api, dataset_id: str, run_trials
+) -> None:
+    study = create(
+        api, dataset_id, max_trials=5, parallel_trials=1, sampler="random", pruner="none"
+    )
+    assert study["importances"] is None
+    done = run_trials(study["id"])
+    importances = done["importances"]
+    assert set(importances) == set(SPACE), done
+    assert all(0 <= share <= 1 for share in importances.values())
+    assert sum(importances.values()) == pytest.approx(1, abs=0.01)
+    # The listing serves the same, without computing it again.
+    listed = api.get("/v1/studies").json()["items"][0]
+    assert listed["importances"] == importances
