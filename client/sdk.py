@@ -77,6 +77,38 @@ class Client:
                 raise TimeoutError(f"job {job_id} still {job['status']} after {timeout} s")
             time.sleep(poll)
 
+    def create_study(
+        self,
+        dataset_id: str,
+        spec: dict[str, Any],
+        search_space: dict[str, Any],
+        **options: Any,
+    ) -> dict:
+        """Start a hyperparameter search; `options`: name, objective, max_trials,
+        parallel_trials, max_failed_trials, sampler, pruner, seed."""
+        body = {"dataset_id": dataset_id, "spec": spec, "search_space": search_space, **options}
+        return self._json(self.http.post("/v1/studies", json=body))
+
+    def get_study(self, study_id: str) -> dict:
+        return self._json(self.http.get(f"/v1/studies/{study_id}"))
+
+    def study_trials(self, study_id: str, limit: int = 50, offset: int = 0) -> dict:
+        params = {"limit": limit, "offset": offset}
+        return self._json(self.http.get(f"/v1/studies/{study_id}/trials", params=params))
+
+    def cancel_study(self, study_id: str) -> dict:
+        return self._json(self.http.post(f"/v1/studies/{study_id}/cancel"))
+
+    def wait_for_study(self, study_id: str, timeout: float = 3600.0, poll: float = 0.5) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            study = self.get_study(study_id)
+            if study["status"] != "running":
+                return study
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"study {study_id} still running after {timeout} s")
+            time.sleep(poll)
+
     def predict(self, model: str, instances: list[dict[str, Any]]) -> list[dict]:
         """`model`: a model id (`mdl_...`), `name/versions/3` or `name@production`."""
         response = self.http.post(f"/v1/models/{model}/predict", json={"instances": instances})

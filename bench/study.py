@@ -1,0 +1,275 @@
+"""Benchmark: studies (hyperparameter search) through the service, on a fixed tabular task and
+a fixed image task from scikit-learn's bundled data.
+
+Starts `trainyard run` (the embedded default: SQLite, a folder broker, one API and one worker
+process). Each task holds out a stratified 25% test set (seed 0) that the service never sees;
+the rest is uploaded and every job splits it into its own train/validation rows.
+
+- tabular: breast_cancer (569 rows, 30 numeric columns) as CSV; the default spec is the
+  engine's defaults (an MLP [64, 32], Adam 1e-3, batch 32) for `--tabular-epochs` epochs.
+- image: digits (8x8, 10 classes) as NPZ; the default spec is the image CNN preset for
+  `--image-epochs` epochs.
+
+Figures (the last line is JSON):
+- `best_vs_default`: per task, the held-out test accuracy of the best trial's model (by its
+  validation objective, the study's own choice) after `--trials` trials (TPE, median pruner,
+  seed 0) over `default`'s test accuracy, and the lower of the two tasks' ratios.
+- `pruning_saving`: on the image task, the same `--trials` trials (the random sampler with
+  one seed proposes the same points in both) with pruner `none` and `median`: the fraction of
+  epochs the pruner saved, `1 - epochs(median) / epochs(none)`, and both studies' best
+  validation accuracy and best trial's test accuracy (the figure counts at equal or better
+  best).
+- `per_trial_overhead_s`: what a trial costs beyond the same job submitted alone: a study of
+  `--overhead-trials` trials whose space has one point (the default spec), one trial at a
+  time, its wall time (created_at to finished_at, the service's clock) per trial, minus the
+  median wall time (created_at to finished_at) of as many plain jobs of the default spec.
+
+    .venv/bin/python -m bench.study [--trials 20] [--tabular-epochs 60] [--image-epochs 30]
+        [--overhead-trials 5] [--skip-pruning]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
+# Runnable as a script from anywhere, as well as with `python -m bench.study`.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from client import Client  # noqa: E402
+from tests.e2e.fleet import free_port, service_env, stop, trainyard, wait_until_ready  # noqa: E402
+from tests.sample_data import breast_cancer_columns, csv_bytes  # noqa: E402
+
+KEY = "ty_study_" + "s" * 24
+SEED = 0
+
+
+class Task:
+    """A held-out test set, the uploaded rest, a default spec and a search space."""
+
+    def __init__(
+        self,
+        name: str,
+        upload: tuple[bytes, str],
+        test_x: list,
+        test_y: np.ndarray,
+        spec: dict[str, Any],
+        space: dict[str, Any],
+    ) -> None:
+        self.name, self.upload, self.spec, self.space = name, upload, spec, space
+        self.test_x, self.test_y = test_x, test_y
+        self.dataset_id = ""
+
+
+def tabular_task(epochs: int) -> Task:
+    columns = breast_cancer_columns()
+    rows = np.arange(len(columns["label"]))
+    train, test = train_test_split(
+        rows, test_size=0.25, stratify=columns["label"], random_state=SEED
+    )
+    features = [name for name in columns if name != "label"]
+    return Task(
+        "tabular",
+        (csv_bytes({n: [v[i] for i in train] for n, v in columns.items()}), "breast_cancer.csv"),
+        [{name: columns[name][i] for name in features} for i in test],
+        np.array([columns["label"][i] for i in test]),
+        {"task": "classification", "target": "label", "training": {"epochs": epochs}},
+        {
+            "training.learning_rate": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+            "training.batch_size": {"type": "categorical", "choices": [16, 32, 64]},
+            "training.weight_decay": {"type": "categorical", "choices": [0.0, 1e-4, 1e-3]},
+            "model.hidden": {
+                "type": "categorical",
+                "choices": [[32], [64, 32], [128, 64], [256, 128]],
+            },
+            "model.dropout": {"type": "float", "low": 0.0, "high": 0.5},
+            "model.batch_norm": {"type": "categorical", "choices": [False, True]},
+        },
+    )
+
+
+def image_task(epochs: int) -> Task:
+    digits = load_digits()
+    x, y = digits.images.astype(np.float32), digits.target
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=0.25, stratify=y, random_state=SEED
+    )
+    buffer = io.BytesIO()
+    np.savez(buffer, x=x_train, y=y_train)
+    return Task(
+        "image",
+        (buffer.getvalue(), "digits.npz"),
+        x_test.tolist(),
+        y_test,
+        {
+            "task": "classification",
+            "target": "y",
+            "model": {"family": "cnn", "preset": "image"},
+            "training": {"epochs": epochs},
+        },
+        {
+            "training.learning_rate": {"type": "float", "low": 1e-4, "high": 3e-2, "log": True},
+            "training.batch_size": {"type": "categorical", "choices": [16, 32, 64, 128]},
+            "model.filters": {"type": "categorical", "choices": [[16, 32], [32, 64], [64, 64]]},
+            "model.dropout": {"type": "float", "low": 0.0, "high": 0.5},
+        },
+    )
+
+
+def test_accuracy(client: Client, model: str, task: Task, batch: int = 256) -> float:
+    predictions: list[dict] = []
+    for start in range(0, len(task.test_x), batch):
+        predictions += client.predict(model, task.test_x[start : start + batch])
+    labels = [p["label"] for p in predictions]
+    return float(np.mean([int(a) == int(b) for a, b in zip(labels, task.test_y, strict=True)]))
+
+
+def wall_seconds(started: str, finished: str) -> float:
+    return (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()
+
+
+def plain_job(client: Client, task: Task, spec: dict[str, Any]) -> dict:
+    job = client.wait_for_job(client.create_job(task.dataset_id, spec)["id"], 3600, poll=0.5)
+    if job["status"] != "succeeded":
+        raise RuntimeError(f"{task.name}: default job {job['status']}: {job['error']}")
+    return job
+
+
+def run_study(client: Client, task: Task, **options: Any) -> dict:
+    study = client.create_study(
+        task.dataset_id, task.spec, options.pop("space", task.space), **options
+    )
+    done = client.wait_for_study(study["id"], timeout=7200)
+    if done["status"] != "succeeded":
+        raise RuntimeError(f"{task.name}: study {done['status']}: {done['error']}")
+    return done
+
+
+def epochs_run(study: dict) -> int:
+    return sum(trial["epochs_run"] for trial in study["trials"])
+
+
+def best_vs_default(client: Client, task: Task, trials: int) -> dict[str, Any]:
+    started = time.monotonic()
+    default_job = plain_job(client, task, task.spec)
+    default = test_accuracy(client, default_job["model_id"], task)
+    study = run_study(client, task, max_trials=trials, sampler="tpe", pruner="median", seed=SEED)
+    best = test_accuracy(client, study["best"]["model"], task)
+    print(
+        f"{task.name}: default {default:.4f}, best of {trials} {best:.4f} "
+        f"(params {study['best']['params']}, {time.monotonic() - started:.0f}s)",
+        flush=True,
+    )
+    return {
+        "ratio": round(best / default, 4),
+        "default_test_accuracy": round(default, 4),
+        "best_test_accuracy": round(best, 4),
+        "default_val_accuracy": round(default_job["metrics"]["val_accuracy"], 4),
+        "best_val_accuracy": round(study["best"]["value"], 4),
+        "best_params": study["best"]["params"],
+        "counts": study["counts"],
+        "epochs_run": epochs_run(study),
+        "importances": study["importances"],
+    }
+
+
+def pruning_saving(client: Client, task: Task, trials: int) -> dict[str, Any]:
+    runs = {}
+    for pruner in ("none", "median"):
+        started = time.monotonic()
+        study = run_study(
+            client, task, max_trials=trials, sampler="random", pruner=pruner, seed=SEED + 1
+        )
+        runs[pruner] = {
+            "epochs_run": epochs_run(study),
+            "pruned": study["counts"]["pruned"],
+            "best_val_accuracy": round(study["best"]["value"], 4),
+            "best_test_accuracy": round(test_accuracy(client, study["best"]["model"], task), 4),
+            "seconds": round(time.monotonic() - started, 1),
+        }
+        print(f"{task.name} pruner {pruner}: {runs[pruner]}", flush=True)
+    saving = 1 - runs["median"]["epochs_run"] / runs["none"]["epochs_run"]
+    return {
+        "saving": round(saving, 4),
+        "best_not_worse": runs["median"]["best_val_accuracy"] >= runs["none"]["best_val_accuracy"],
+        **runs,
+    }
+
+
+def per_trial_overhead(client: Client, task: Task, trials: int) -> dict[str, Any]:
+    # One point, the default spec's own learning rate: every trial trains the default job.
+    space = {"training.learning_rate": {"type": "categorical", "choices": [1e-3]}}
+    plain_job(client, task, task.spec)  # warm-up: the worker's first job imports and loads
+    plain = [plain_job(client, task, task.spec) for _ in range(trials)]
+    plain_s = statistics.median(wall_seconds(j["created_at"], j["finished_at"]) for j in plain)
+    waits = [wall_seconds(j["created_at"], j["started_at"]) for j in plain]
+    print(f"plain jobs: queue waits {[round(w, 3) for w in waits]}", flush=True)
+    study = run_study(
+        client, task, space=space, max_trials=trials, parallel_trials=1, pruner="none"
+    )
+    study_s = wall_seconds(study["created_at"], study["finished_at"])
+    per_trial = study_s / trials
+    print(f"overhead: plain job {plain_s:.3f}s, study {per_trial:.3f}s a trial", flush=True)
+    return {
+        "per_trial_overhead_s": round(per_trial - plain_s, 3),
+        "plain_job_s": round(plain_s, 3),
+        "study_s_per_trial": round(per_trial, 3),
+        "trials": trials,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--tabular-epochs", type=int, default=60)
+    parser.add_argument("--image-epochs", type=int, default=30)
+    parser.add_argument("--overhead-trials", type=int, default=5)
+    parser.add_argument("--skip-pruning", action="store_true")
+    args = parser.parse_args()
+    tasks = [tabular_task(args.tabular_epochs), image_task(args.image_epochs)]
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="trainyard-bench-") as scratch:
+        port = free_port()
+        env = service_env(Path(scratch) / "data", port, KEY)
+        run = trainyard("run", env=env, log=Path(scratch) / "run.log")
+        try:
+            base_url = f"http://127.0.0.1:{port}"
+            wait_until_ready(base_url, [run])
+            with Client(base_url, KEY, timeout=300) as client:
+                for task in tasks:
+                    task.dataset_id = client.upload_dataset(*task.upload)["id"]
+                overhead = per_trial_overhead(client, tasks[0], args.overhead_trials)
+                per_task = {task.name: best_vs_default(client, task, args.trials) for task in tasks}
+                pruning = (
+                    None if args.skip_pruning else pruning_saving(client, tasks[1], args.trials)
+                )
+        finally:
+            stop(run)
+    result = {
+        "best_vs_default": min(figures["ratio"] for figures in per_task.values()),
+        "best_vs_default_per_task": {name: f["ratio"] for name, f in per_task.items()},
+        "pruning_saving": pruning["saving"] if pruning else None,
+        "per_trial_overhead_s": overhead["per_trial_overhead_s"],
+        "tasks": per_task,
+        "pruning": pruning,
+        "overhead": overhead,
+        "trials": args.trials,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
