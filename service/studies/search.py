@@ -70,9 +70,10 @@ def build_sampler(
 
 def build_pruner(name: str) -> optuna.pruners.BasePruner:
     if name == "median":
-        # Not before two trials have finished, nor in a trial's first two epochs: too little
-        # to compare against.
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
+        # Not before five trials have completed (Optuna's default: the median of fewer is too
+        # noisy, and pruned the best trial in bench/study.py), nor in a trial's first two
+        # epochs.
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
     if name == "successive_halving":
         return optuna.pruners.SuccessiveHalvingPruner()
     if name == "hyperband":

@@ -150,11 +150,13 @@ def test_a_trial_behind_the_others_is_pruned_and_says_so(
             "dataset_id": dataset_id,
             "spec": {**BASE, "training": {"epochs": 8, "early_stopping": None}},
             "search_space": space,
-            "max_trials": 6,
+            "max_trials": 8,
             "parallel_trials": 1,
             "sampler": "random",
             "pruner": "median",
-            "seed": 4,
+            # Proposes 0.05 0.05 1e-7 0.05 0.05, then 1e-7 three times: the pruner has its
+            # five completed trials before the last three.
+            "seed": 1,
         },
     )
     assert response.status_code == 202, response.text
