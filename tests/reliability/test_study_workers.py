@@ -107,3 +107,52 @@ def test_a_study_trains_trials_in_parallel_and_survives_a_killed_worker(
     assert max(job["attempts"] for job in jobs) >= 2
     assert all(job["progress"]["epoch"] == 12 for job in jobs)
     assert final["best"] is not None and final["best"]["model"].endswith("@best")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_cancelled_study_stops_its_running_trials_and_queues_no_more(
+    kind: str, tmp_path: Path
+) -> None:
+    with service_on(kind, tmp_path) as service, service.client() as client:
+        service.worker("worker1")
+        wait_for_ready_workers(tmp_path, ["worker1"])
+        dataset = client.upload_dataset(csv_bytes(mixed_classification(n=400)), "m.csv")
+        body = {
+            "dataset_id": dataset["id"],
+            "spec": {
+                "task": "classification",
+                "target": "label",
+                "training": {"epochs": 500, "batch_size": 1, "early_stopping": None},
+            },
+            "search_space": {
+                "training.learning_rate": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True}
+            },
+            "max_trials": 6,
+            "parallel_trials": 2,
+        }
+        created = client.http.post("/v1/studies", json=body)
+        assert created.status_code == 202, created.text
+        study_id = created.json()["id"]
+
+        def training(study: dict) -> bool:
+            return any(t["state"] == "running" and t["epochs_run"] >= 1 for t in study["trials"])
+
+        deadline = time.monotonic() + 120
+        while not training(now := client.http.get(f"/v1/studies/{study_id}").json()):
+            assert time.monotonic() < deadline, f"no trial ever trained: {now['counts']}"
+            time.sleep(0.2)
+
+        cancelled = client.http.post(f"/v1/studies/{study_id}/cancel")
+        assert cancelled.status_code == 202 and cancelled.json()["status"] == "cancelled"
+        deadline = time.monotonic() + 60
+        while (now := client.http.get(f"/v1/studies/{study_id}").json())["counts"]["running"]:
+            assert time.monotonic() < deadline, f"a trial kept training: {now['trials']}"
+            time.sleep(0.2)
+        jobs = [client.get_job(t["job_id"]) for t in now["trials"]]
+
+    assert now["status"] == "cancelled"
+    assert len(now["trials"]) == 2  # nothing was queued after the cancel
+    assert all(job["status"] == "cancelled" for job in jobs), jobs
+    # The running trial stopped long before its 500 epochs (a queued one never started).
+    epochs = [(job["progress"] or {}).get("epoch", 0) for job in jobs]
+    assert 1 <= max(epochs) < 500, epochs
