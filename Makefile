@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # torch goes in first, pinned, so no other dependency can pull a different build.
 TORCH := torch==2.13.0
 
-.PHONY: run test lint openapi lock clean bench-deps audit
+.PHONY: run test lint openapi lock clean bench-deps audit browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,12 @@ $(VENV)/.test: $(VENV)/.runtime
 run: $(VENV)/.runtime
 	$(BIN)/trainyard run
 
-test: $(VENV)/.test
+# The dashboard's tests drive Debian's Chromium (tests/e2e/test_dashboard.py).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null)
+
+test: $(VENV)/.test browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from service.auth.rate_limit import RateLimiter
@@ -27,6 +31,8 @@ from service.specs.router import router as specs_router
 from service.studies.router import router as studies_router
 
 API_VERSION = "0.1.0"
+# The dashboard: static files, no build step; it calls the API with the user's key.
+WEB_DIR = Path(__file__).resolve().parents[1] / "web"
 
 
 class TrainyardAPI(FastAPI):
@@ -71,4 +77,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(batch_predictions_router)
     app.include_router(specs_router)
     app.include_router(studies_router)
+    mount_dashboard(app)
     return app
+
+
+def mount_dashboard(app: FastAPI) -> None:
+    @app.get("/ui", include_in_schema=False)
+    def dashboard() -> RedirectResponse:
+        return RedirectResponse("/ui/")
+
+    app.mount("/ui/", StaticFiles(directory=WEB_DIR, html=True), name="ui")
