@@ -182,3 +182,43 @@ class Client:
         response = self.http.delete(f"/v1/models/{name}/aliases/{alias}")
         if response.is_error:
             self._json(response)
+
+    def list_datasets(self, limit: int = 50, offset: int = 0) -> dict:
+        params = {"limit": limit, "offset": offset}
+        return self._json(self.http.get("/v1/datasets", params=params))
+
+    def get_dataset(self, dataset_id: str) -> dict:
+        return self._json(self.http.get(f"/v1/datasets/{dataset_id}"))
+
+    def list_jobs(self, status: str | None = None, limit: int = 50, offset: int = 0) -> dict:
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if status:
+            params["status"] = status
+        return self._json(self.http.get("/v1/jobs", params=params))
+
+    def validate_spec(self, dataset_id: str, spec: dict[str, Any]) -> dict:
+        """The layer table and parameter count of `spec` on the dataset; ApiError 422 names
+        the field and the reason."""
+        body = {"dataset_id": dataset_id, "spec": spec}
+        return self._json(self.http.post("/v1/specs/validate", json=body))
+
+    def list_studies(self, limit: int = 50, offset: int = 0) -> dict:
+        params = {"limit": limit, "offset": offset}
+        return self._json(self.http.get("/v1/studies", params=params))
+
+    def export_model(self, model: str, format: str = "onnx") -> bytes:
+        """The network as one file: `onnx`, `torchscript` or `safetensors`."""
+        response = self.http.get(f"/v1/models/{model}/export", params={"format": format})
+        if response.is_error:
+            self._json(response)
+        return response.content
+
+    def list_keys(self) -> dict:
+        return self._json(self.http.get("/v1/keys"))
+
+    def create_key(self, name: str | None = None) -> dict:
+        """A new key for this client's project; its secret is in this answer only."""
+        return self._json(self.http.post("/v1/keys", json={"name": name} if name else {}))
+
+    def revoke_key(self, key_id: str) -> dict:
+        return self._json(self.http.delete(f"/v1/keys/{key_id}"))

@@ -1,4 +1,5 @@
-"""`trainyard`: run the embedded service, the API or a worker; migrate; write the OpenAPI file."""
+"""`trainyard`: run the embedded service, the API or a worker; migrate; write the OpenAPI file;
+and the user's commands over the HTTP API (service/user_commands.py)."""
 
 from __future__ import annotations
 
@@ -188,6 +189,9 @@ def openapi(path: Path = OPENAPI_PATH) -> None:
 
 
 def main() -> None:
+    from service.user_commands import register
+
+    register(cli)
     cli()
 
 
