@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from client import Client
 from tests.conftest import REDIS_URL, fresh_postgres_database, redis_key_prefix
 from tests.e2e.fleet import stop
 from tests.reliability.servers import Service, running_service
@@ -53,6 +54,23 @@ def wait_for_ready_workers(log_dir: Path, names: list[str], timeout: float = 90)
             time.sleep(0.2)
 
 
+def slow_study(client: Client, epochs: int, **options: object) -> dict:
+    """A study body over a fresh dataset whose trials train one row a step."""
+    dataset = client.upload_dataset(csv_bytes(mixed_classification(n=400)), "m.csv")
+    return {
+        "dataset_id": dataset["id"],
+        "spec": {
+            "task": "classification",
+            "target": "label",
+            "training": {"epochs": epochs, "batch_size": 1, "early_stopping": None},
+        },
+        "search_space": {
+            "training.learning_rate": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True}
+        },
+        **options,
+    }
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 def test_a_study_trains_trials_in_parallel_and_survives_a_killed_worker(
     kind: str, tmp_path: Path
@@ -60,22 +78,8 @@ def test_a_study_trains_trials_in_parallel_and_survives_a_killed_worker(
     with service_on(kind, tmp_path) as service, service.client() as client:
         workers = {name: service.worker(name) for name in ("worker1", "worker2")}
         wait_for_ready_workers(tmp_path, list(workers))
-        dataset = client.upload_dataset(csv_bytes(mixed_classification(n=400)), "m.csv")
-        body = {
-            "dataset_id": dataset["id"],
-            "spec": {
-                "task": "classification",
-                "target": "label",
-                # One row a step: a trial lasts long enough to be killed in the middle.
-                "training": {"epochs": 12, "batch_size": 1, "early_stopping": None},
-            },
-            "search_space": {
-                "training.learning_rate": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True}
-            },
-            "max_trials": TRIALS,
-            "parallel_trials": 2,
-            "pruner": "none",
-        }
+        # One row a step: a trial lasts long enough to be killed in the middle.
+        body = slow_study(client, epochs=12, max_trials=TRIALS, parallel_trials=2, pruner="none")
         created = client.http.post("/v1/studies", json=body)
         assert created.status_code == 202, created.text
         study_id = created.json()["id"]
@@ -116,20 +120,7 @@ def test_a_cancelled_study_stops_its_running_trials_and_queues_no_more(
     with service_on(kind, tmp_path) as service, service.client() as client:
         service.worker("worker1")
         wait_for_ready_workers(tmp_path, ["worker1"])
-        dataset = client.upload_dataset(csv_bytes(mixed_classification(n=400)), "m.csv")
-        body = {
-            "dataset_id": dataset["id"],
-            "spec": {
-                "task": "classification",
-                "target": "label",
-                "training": {"epochs": 500, "batch_size": 1, "early_stopping": None},
-            },
-            "search_space": {
-                "training.learning_rate": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True}
-            },
-            "max_trials": 6,
-            "parallel_trials": 2,
-        }
+        body = slow_study(client, epochs=500, max_trials=6, parallel_trials=2)
         created = client.http.post("/v1/studies", json=body)
         assert created.status_code == 202, created.text
         study_id = created.json()["id"]
