@@ -16,8 +16,10 @@ TrialState = Literal["queued", "running", "succeeded", "pruned", "failed", "canc
 class Objective(BaseModel):
     metric: str | None = Field(
         default=None,
-        description="An epoch metric (`val_accuracy`, `val_loss`, ...); default: the task's "
-        "validation metric (val_accuracy, val_r2, val_rmse, or val_loss for reconstruction).",
+        description="An epoch metric (`val_accuracy`, `val_loss`, ...) or, when the spec "
+        "sets data.split.folds, the cross-validation's mean (`cv_accuracy`, `cv_f1_macro`, "
+        "`cv_roc_auc`, `cv_r2`, `cv_rmse`, `cv_mae`); default: the task's validation metric "
+        "(val_accuracy, val_r2, val_rmse, or val_loss for reconstruction).",
     )
     direction: Direction | None = Field(
         default=None, description="Default: maximize accuracy and r2, minimize the others."

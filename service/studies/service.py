@@ -64,7 +64,17 @@ TASK_METRICS = {
     "forecasting": ("val_rmse", "val_mae", "val_loss", "train_loss"),
     "reconstruction": ("val_loss", "train_loss"),
 }
-MAXIMISED = ("val_accuracy", "val_r2")
+# Objectives read off the cross-validation (with data.split.folds): the folds' mean of a test
+# metric. Steadier than one validation split on small data, where picking the best of many
+# trials by it overfits that split; no pruning (folds report once each, not per epoch).
+CV_PREFIX = "cv_"
+CV_METRICS = {
+    "classification": ("cv_accuracy", "cv_f1_macro", "cv_roc_auc"),
+    "regression": ("cv_r2", "cv_rmse", "cv_mae"),
+    "forecasting": ("cv_rmse", "cv_mae"),
+    "reconstruction": (),
+}
+MAXIMISED = ("val_accuracy", "val_r2", "cv_accuracy", "cv_f1_macro", "cv_roc_auc", "cv_r2")
 BEST_ALIAS = "best"
 IMPORTANCE_MIN_TRIALS = 4
 # An Optuna trial with no job this long after it was asked for was made by an advance that
@@ -82,10 +92,16 @@ def create_study(
     dataset = get_dataset(session, project, body.dataset_id)
     task = body.spec.task
     metric = body.objective.metric or DEFAULT_OBJECTIVE[task]
-    if metric not in TASK_METRICS[task]:
+    known = TASK_METRICS[task] + CV_METRICS[task]
+    if metric not in known:
         raise invalid_field(
             "objective.metric",
-            f"{metric!r} is not a metric of a {task} job; one of {', '.join(TASK_METRICS[task])}",
+            f"{metric!r} is not a metric of a {task} job; one of {', '.join(known)}",
+        )
+    if metric.startswith(CV_PREFIX) and body.spec.data.split.folds is None:
+        raise invalid_field(
+            "objective.metric",
+            f"{metric!r} is the cross-validation's mean: the spec needs data.split.folds",
         )
     direction = body.objective.direction or ("maximize" if metric in MAXIMISED else "minimize")
     max_trials = body.max_trials
@@ -397,10 +413,16 @@ def trial_state(job: Job) -> TrialState:
 
 def trial_value(job: Job, study: Study, model_metrics: dict[str, float] | None) -> float | None:
     """The objective of the trained model's weights (the restored best epoch's under early
-    stopping): its registered model's validation metrics."""
-    if job.status != JOB_SUCCEEDED or not model_metrics:
+    stopping): its registered model's validation metrics; or, for a `cv_` objective, the
+    mean over the cross-validation's folds."""
+    if job.status != JOB_SUCCEEDED:
         return None
-    value = model_metrics.get(study.objective_metric)
+    metric = study.objective_metric
+    if metric.startswith(CV_PREFIX):
+        mean = ((job.report or {}).get("cross_validation") or {}).get("mean") or {}
+        value = mean.get(metric.removeprefix(CV_PREFIX))
+    else:
+        value = (model_metrics or {}).get(metric)
     return float(value) if value is not None else None
 
 

@@ -228,3 +228,25 @@ def test_importances_apportion_the_objective_once_enough_trials_completed(
     # The listing serves the same, without computing it again.
     listed = api.get("/v1/studies").json()["items"][0]
     assert listed["importances"] == importances
+
+
+def test_a_cross_validated_objective_is_the_folds_mean_and_needs_folds(
+    api: Api, dataset_id: str, run_trials
+) -> None:
+    body = {"dataset_id": dataset_id, "search_space": SPACE, "objective": {"metric": "cv_accuracy"}}
+    error = assert_invalid(api.post("/v1/studies", json={**body, "spec": BASE}), "objective.metric")
+    assert "data.split.folds" in error["message"]
+
+    spec = {**BASE, "training": {"epochs": 2}, "data": {"split": {"folds": 3}}}
+    response = api.post(
+        "/v1/studies",
+        json={**body, "spec": spec, "max_trials": 2, "sampler": "random", "pruner": "none"},
+    )
+    assert response.status_code == 202, response.text
+    done = run_trials(response.json()["id"])
+    assert done["status"] == "succeeded"
+    assert done["objective"] == {"metric": "cv_accuracy", "direction": "maximize"}
+    for trial in done["trials"]:
+        report = api.get(f"/v1/jobs/{trial['job_id']}").json()["report"]
+        assert trial["value"] == report["cross_validation"]["mean"]["accuracy"]
+    assert done["best"]["value"] == max(t["value"] for t in done["trials"])
