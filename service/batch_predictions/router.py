@@ -25,7 +25,7 @@ from service.core.deps import (
 from service.core.events import Watch, batch_topic, server_sent_events
 from service.core.leases import CANCELLED, FINISHED, WorkStatus, status_snapshot
 from service.core.params import Limit, Offset, Ref
-from service.core.schemas import Page, error_responses
+from service.core.schemas import Page, error_responses, stream_error_responses
 from service.idempotency.dependencies import IdempotencyKeyHeader
 
 # Every route here needs a key and validates its input.
@@ -142,7 +142,7 @@ def watch_batch_prediction(
     "/{batch_prediction_id}/events",
     operation_id="stream_batch_prediction_events",
     response_class=EventSourceResponse,
-    responses=error_responses(404),
+    responses=stream_error_responses(404),
 )
 async def stream_batch_prediction_events(
     watch: Annotated[Watch, Depends(watch_batch_prediction)],

@@ -20,7 +20,7 @@ from service.core.deps import (
 from service.core.events import Watch, job_topic, server_sent_events
 from service.core.leases import CANCELLED, FINISHED, WorkStatus, status_snapshot
 from service.core.params import Limit, Offset
-from service.core.schemas import Page, error_responses
+from service.core.schemas import Page, error_responses, stream_error_responses
 from service.idempotency.dependencies import IdempotencyKeyHeader
 from service.jobs import service
 from service.jobs.schemas import JobComparison, JobCreate, JobMetricsOut, JobOut
@@ -136,7 +136,7 @@ def watch_job(
     "/{job_id}/events",
     operation_id="stream_job_events",
     response_class=EventSourceResponse,
-    responses=error_responses(404),
+    responses=stream_error_responses(404),
 )
 async def stream_job_events(
     watch: Annotated[Watch, Depends(watch_job)],

@@ -22,7 +22,7 @@ from service.core.events import TRIAL, Watch, server_sent_events, study_topic
 from service.core.leases import FINISHED
 from service.core.params import Limit, Offset
 from service.core.queue import TRAIN_JOB_TASK
-from service.core.schemas import Page, error_responses
+from service.core.schemas import Page, error_responses, stream_error_responses
 from service.studies import service
 from service.studies.schemas import StudyCreate, StudyOut, TrialOut
 
@@ -127,7 +127,7 @@ def watch_study(
     "/{study_id}/events",
     operation_id="stream_study_events",
     response_class=EventSourceResponse,
-    responses=error_responses(404),
+    responses=stream_error_responses(404),
 )
 async def stream_study_events(
     watch: Annotated[Watch, Depends(watch_study)],
