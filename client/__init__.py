@@ -1,5 +1,5 @@
 """Python SDK for the Trainyard API (httpx). Imports nothing from the server packages."""
 
-from client.sdk import ApiError, Client
+from client.sdk import ApiError, Client, Event, parse_events
 
-__all__ = ["ApiError", "Client"]
+__all__ = ["ApiError", "Client", "Event", "parse_events"]

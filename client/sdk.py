@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,38 @@ class ApiError(Exception):
         self.status = status
         self.code = error.get("code")
         self.details = error.get("details")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One Server-Sent Event of `GET .../events`: `type` is progress, warning, status, log,
+    trial or end; `id` what to resume after."""
+
+    id: str | None
+    type: str
+    data: Any
+
+
+def parse_events(lines: Iterable[str]) -> Iterator[Event]:
+    """Events from the lines of a `text/event-stream` body (comments, such as pings, are
+    skipped)."""
+    event_id, event_type, data = None, "message", []
+    for line in lines:
+        if line == "":
+            if data:
+                yield Event(event_id, event_type, json.loads("\n".join(data)))
+            event_id, event_type, data = None, "message", []
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field == "id":
+            event_id = value
+        elif field == "event":
+            event_type = value
+        elif field == "data":
+            data.append(value)
 
 
 class Client:
@@ -108,6 +143,47 @@ class Client:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"study {study_id} still running after {timeout} s")
             time.sleep(poll)
+
+    def stream_job(self, job_id: str, last_event_id: str | None = None) -> Iterator[Event]:
+        """The job's live events until its `end` (see `stream_events`)."""
+        return self.stream_events(f"/v1/jobs/{job_id}/events", last_event_id)
+
+    def stream_study(self, study_id: str, last_event_id: str | None = None) -> Iterator[Event]:
+        return self.stream_events(f"/v1/studies/{study_id}/events", last_event_id)
+
+    def stream_batch_prediction(
+        self, batch_id: str, last_event_id: str | None = None
+    ) -> Iterator[Event]:
+        return self.stream_events(f"/v1/batch-predictions/{batch_id}/events", last_event_id)
+
+    def stream_events(
+        self, path: str, last_event_id: str | None = None, reconnects: int = 5
+    ) -> Iterator[Event]:
+        """Server-Sent Events from `path`, parsed, until `end` (the last one yielded). A dropped
+        connection is opened again with `Last-Event-ID`, so no event is lost or repeated; up
+        to `reconnects` times in a row without an event between."""
+        failures = 0
+        while True:
+            headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+            try:
+                # No read timeout: a quiet stream still gets a ping every few seconds.
+                timeout = httpx.Timeout(self.http.timeout.connect or 10.0, read=None)
+                with self.http.stream("GET", path, headers=headers, timeout=timeout) as response:
+                    if response.is_error:
+                        response.read()
+                        self._json(response)
+                    for event in parse_events(response.iter_lines()):
+                        failures = 0
+                        if event.id is not None:
+                            last_event_id = event.id
+                        yield event
+                        if event.type == "end":
+                            return
+            except (httpx.TransportError, httpx.RemoteProtocolError):
+                failures += 1
+                if failures > reconnects:
+                    raise
+                time.sleep(min(0.2 * 2**failures, 5.0))
 
     def predict(self, model: str, instances: list[dict[str, Any]]) -> list[dict]:
         """`model`: a model id (`mdl_...`), `name/versions/3` or `name@production`."""

@@ -15,6 +15,7 @@ from service.batch_predictions.router import model_router as batch_submit_router
 from service.batch_predictions.router import router as batch_predictions_router
 from service.core.database import create_db_engine, create_session_factory
 from service.core.errors import install_error_handlers
+from service.core.events import create_event_bus
 from service.core.lookups import RecentLookups
 from service.core.queue import JobQueue, create_celery
 from service.core.settings import Settings, load_settings
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.session_factory = create_session_factory(engine)
     app.state.store = store
     app.state.queue = JobQueue(create_celery(settings))
+    app.state.events = create_event_bus(settings)
     app.state.model_cache = ModelCache(
         store,
         budget_bytes=settings.model_cache_mb * 2**20,

@@ -22,6 +22,7 @@ from engine.inference import Predictor
 from engine.pipeline import TablePipeline
 from service.batch_predictions.repository import batch_predictions
 from service.batch_predictions.tables import BatchPrediction, result_key
+from service.core.events import PROGRESS, batch_topic
 from service.core.leased_run import LeasedRun, WorkerResources, WorkStopped
 from service.core.leases import SUCCEEDED
 from service.core.queue import BATCH_PREDICT_TASK
@@ -38,6 +39,7 @@ CHUNK_ROWS = 4096
 class BatchPredictionRun(LeasedRun):
     repository = batch_predictions
     task = BATCH_PREDICT_TASK
+    topic_of = staticmethod(batch_topic)
 
     row: BatchPrediction
     dataset: Dataset
@@ -94,7 +96,8 @@ class BatchPredictionRun(LeasedRun):
                 self.keeper.cancel_requested = True
             return True
 
-        self.write(write)
+        if self.write(write):
+            self.publish(PROGRESS, progress)
         if self.should_stop():
             raise WorkStopped
 

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import BinaryIO
+from collections.abc import AsyncIterable, Iterator
+from typing import Annotated, BinaryIO
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from service.auth.dependencies import CurrentProject
 from service.batch_predictions import service
 from service.batch_predictions.schemas import BatchPredictionCreate, BatchPredictionOut
-from service.core.deps import QueueDep, SessionDep, SettingsDep, StoreDep
-from service.core.leases import WorkStatus
+from service.core.deps import (
+    EventsDep,
+    LastEventIdHeader,
+    QueueDep,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
+    after_commit,
+    open_watch,
+)
+from service.core.events import Watch, batch_topic, server_sent_events
+from service.core.leases import CANCELLED, FINISHED, WorkStatus, status_snapshot
 from service.core.params import Limit, Offset, Ref
-from service.core.schemas import Page, error_responses
+from service.core.schemas import Page, error_responses, stream_error_responses
 from service.idempotency.dependencies import IdempotencyKeyHeader
 
 # Every route here needs a key and validates its input.
@@ -105,9 +116,42 @@ def get_batch_prediction(
     responses=error_responses(404, 409),
 )
 def cancel_batch_prediction(
-    batch_prediction_id: str, project: CurrentProject, session: SessionDep
+    batch_prediction_id: str, project: CurrentProject, session: SessionDep, events: EventsDep
 ) -> BatchPredictionOut:
-    return service.batch_out(service.cancel(session, project, batch_prediction_id))
+    batch = service.cancel(session, project, batch_prediction_id)
+    if batch.status == CANCELLED:
+        # A queued run ends here, not on a worker: its watchers hear it from the API.
+        after_commit(session, lambda: events.end(batch_topic(batch.id), CANCELLED))
+    return service.batch_out(batch)
+
+
+def watch_batch_prediction(
+    batch_prediction_id: str,
+    request: Request,
+    project: CurrentProject,
+    session: SessionDep,
+    last_event_id: LastEventIdHeader = None,
+) -> Watch:
+    batch = service.get(session, project, batch_prediction_id)
+    ended = batch.status in FINISHED
+    topic = batch_topic(batch.id)
+    return open_watch(request, session, topic, status_snapshot(batch), ended, last_event_id)
+
+
+@router.get(
+    "/{batch_prediction_id}/events",
+    operation_id="stream_batch_prediction_events",
+    response_class=EventSourceResponse,
+    responses=stream_error_responses(404),
+)
+async def stream_batch_prediction_events(
+    watch: Annotated[Watch, Depends(watch_batch_prediction)],
+) -> AsyncIterable[ServerSentEvent]:
+    """Server-Sent Events of the run: a `status` snapshot, `progress` (rows_done,
+    rows_total) after each chunk, `status`, `log`, and `end`, after which the stream closes.
+    `Last-Event-ID` resumes after that event."""
+    async for event in server_sent_events(watch):
+        yield event
 
 
 @router.get(

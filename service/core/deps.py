@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
 
+from service.core.events import LAST_EVENT_ID, EventBus, Watch
 from service.core.queue import JobQueue
 from service.core.settings import Settings
 from service.core.store import Store
@@ -43,9 +44,46 @@ def get_queue(request: Request) -> JobQueue:
     return request.app.state.queue
 
 
+def get_events(request: Request) -> EventBus:
+    return request.app.state.events
+
+
+def open_watch(
+    request: Request,
+    session: Session,
+    topic: str,
+    snapshot: dict,
+    ended: bool,
+    last_event_id: str | None,
+) -> Watch:
+    """One watcher's stream, from the one database read its route made: the session's
+    connection goes back to the pool now, not when the stream ends hours later."""
+    bus: EventBus = request.app.state.events
+    if last_event_id is not None:
+        last_event_id = bus.check_id(last_event_id)
+    session.commit()
+    return Watch(
+        bus=bus,
+        topic=topic,
+        snapshot=snapshot,
+        ended=ended,
+        last_event_id=last_event_id,
+        ping_seconds=request.app.state.settings.events_ping_seconds,
+    )
+
+
 # scope="function": commit before the response is sent, so a client that reads right after a
 # write sees it.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
 QueueDep = Annotated[JobQueue, Depends(get_queue)]
+EventsDep = Annotated[EventBus, Depends(get_events)]
+LastEventIdHeader = Annotated[
+    str | None,
+    Header(
+        alias=LAST_EVENT_ID,
+        max_length=64,
+        description="Resume after this event (the `id:` of the last one received)",
+    ),
+]

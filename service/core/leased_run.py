@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import EngineError
 from service.core.database import transaction
-from service.core.leases import CANCELLED, FAILED, LeasedWorkRepository
+from service.core.events import LOG, STATUS, EventBus, create_event_bus
+from service.core.leases import CANCELLED, FAILED, QUEUED, RUNNING, LeasedWorkRepository
 from service.core.queue import JobQueue
 from service.core.settings import Settings
 from service.core.store import Store
@@ -44,6 +45,12 @@ class WorkerResources:
     # Test hook, off unless set (TRAINYARD_TEST_CRASH_DATASET_NAME on the worker): a job on a
     # dataset of this name kills its worker mid-epoch, for the poison-job test.
     crash_on_dataset: str | None = None
+    # Where runs publish their live events; by default the settings' bus.
+    events: EventBus = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.events is None:
+            self.events = create_event_bus(self.settings)
 
 
 def retrying_write(
@@ -133,6 +140,8 @@ class LeasedRun:
     # Set by each kind of work.
     repository: ClassVar[LeasedWorkRepository[Any]]
     task: ClassVar[str]
+    # The events topic of a row (service/core/events.py), as a staticmethod.
+    topic_of: ClassVar[Callable[[str], str]]
     # Exceptions of the work that mean "stopped because should_stop said so".
     stop_exceptions: ClassVar[tuple[type[Exception], ...]] = (WorkStopped,)
 
@@ -175,6 +184,10 @@ class LeasedRun:
             log.info("%s %s not claimed: finished or held by another worker", noun, self.row_id)
             return "skipped"
         self.token = token
+        self.publish(STATUS, {"status": RUNNING})
+        self.publish(
+            LOG, {"message": f"attempt {self.row.attempts} on worker {self.resources.worker_id}"}
+        )
         self.keeper = LeaseKeeper(self.resources, self.repository, self.row_id, token)
         self.keeper.start()
         try:
@@ -213,11 +226,22 @@ class LeasedRun:
         return done
 
     def finish(self, status: str, **values: Any) -> bool:
-        return self.write(
+        done = self.write(
             lambda session: self.repository.finish(
                 session, self.row_id, self.token, status, **values
             )
         )
+        if done:
+            self.ended(status, values.get("error_message"))
+        return done
+
+    def publish(self, event_type: str, data: dict[str, Any]) -> None:
+        """A live event on the row's topic (dropped, never raised, if the bus is down)."""
+        self.resources.events.publish(self.topic_of(self.row_id), event_type, data)
+
+    def ended(self, status: str, error: str | None = None) -> None:
+        """The row's end is committed: its watchers hear it and their streams close."""
+        self.resources.events.end(self.topic_of(self.row_id), status, error)
 
     def _stopped(self) -> str:
         assert self.keeper is not None
@@ -235,6 +259,8 @@ class LeasedRun:
             if self.write(
                 lambda session: self.repository.release(session, self.row_id, self.token)
             ):
+                self.publish(STATUS, {"status": QUEUED})
+                self.publish(LOG, {"message": "worker stopping: handed back to the queue"})
                 self.resources.queue.enqueue(self.task, self.row_id, self.row.queue)
             return "released"
         self.finish(CANCELLED, **self.stop_details())

@@ -89,6 +89,14 @@ def request_cancel(row: LeasedColumns, noun: str) -> None:
         row.status = CANCELLED
 
 
+def status_snapshot(row: LeasedColumns) -> dict[str, Any]:
+    """What a watcher of the row's events is told first: its state as the database has it."""
+    snapshot: dict[str, Any] = {"status": row.status, "progress": row.progress}
+    if row.error_code:
+        snapshot["error"] = {"code": row.error_code, "message": row.error_message or ""}
+    return snapshot
+
+
 class LeasedWorkRepository(Generic[Row]):
     """The queries on one leased table: reads scoped to a project, and the lease's claim,
     renewal, fenced writes, release and end, and the reconciler's look-ups. Queries only

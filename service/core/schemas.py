@@ -30,3 +30,13 @@ class Page(BaseModel, Generic[T]):
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error statuses a route can answer."""
     return {status: {"model": ErrorResponse} for status in statuses}
+
+
+def stream_error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The same, for a route whose success is a stream (`text/event-stream`): its errors are
+    still JSON, which `model` alone would document under the stream's media type."""
+    schema = {"$ref": "#/components/schemas/ErrorResponse"}
+    return {
+        status: {"description": "Error", "content": {"application/json": {"schema": schema}}}
+        for status in (401, 422, *statuses)
+    }

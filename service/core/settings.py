@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     max_layers: int = Field(default=256, ge=1)
     max_batch_size: int = Field(default=65_536, ge=1)
 
+    # A watcher of `GET .../events` gets a keep-alive comment after this many quiet seconds.
+    events_ping_seconds: float = Field(default=15.0, ge=0.05, le=300.0)
+
     @cached_property
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()

@@ -38,26 +38,31 @@ class EpochRecorder:
         self._history: list[tuple[int, dict[str, float]]] = []
         self._latest: dict[str, Any] | None = None
         self._flushed_at = -float("inf")
+        # Of the latest epoch added: its progress and metrics, and the warnings it raised first.
+        self.progress: dict[str, Any] = {}
+        self.new_warnings: list[dict[str, Any]] = []
         # When the final model's epochs began: cross-validation folds run before them.
         self.started = time.monotonic()
 
     def add(self, report: EpochReport) -> bool:
         """Buffer one epoch; write the buffer if it is due. False if the lease is lost."""
         elapsed = time.monotonic() - self.started
+        self.new_warnings = []
         for warning in report.warnings:
             if warning["code"] not in self._known:
                 self._known.add(warning["code"])
                 self.warnings.append(warning)
+                self.new_warnings.append(warning)
         self._history.append((report.epoch, epoch_history(report)))
-        self._latest = {
-            "metrics": report.metrics,
-            "progress": {
-                "epoch": report.epoch,
-                "epochs": report.epochs,
-                "samples_per_second": round(report.samples_per_second, 1),
-                "eta_seconds": round(elapsed / report.epoch * (report.epochs - report.epoch), 1),
-            },
+        progress = {
+            "epoch": report.epoch,
+            "epochs": report.epochs,
+            "samples_per_second": round(report.samples_per_second, 1),
+            "eta_seconds": round(elapsed / report.epoch * (report.epochs - report.epoch), 1),
         }
+        self._latest = {"metrics": report.metrics, "progress": progress}
+        # What the live view shows of this epoch (service/core/events.py).
+        self.progress = {**progress, "metrics": report.metrics}
         due = time.monotonic() - self._flushed_at >= self.flush_seconds
         if due or report.epoch == report.epochs:
             return self.flush()

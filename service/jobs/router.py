@@ -1,14 +1,26 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterable
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from service.auth.dependencies import CurrentProject
-from service.core.deps import QueueDep, SessionDep, SettingsDep, StoreDep
-from service.core.leases import WorkStatus
+from service.core.deps import (
+    EventsDep,
+    LastEventIdHeader,
+    QueueDep,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
+    after_commit,
+    open_watch,
+)
+from service.core.events import Watch, job_topic, server_sent_events
+from service.core.leases import CANCELLED, FINISHED, WorkStatus, status_snapshot
 from service.core.params import Limit, Offset
-from service.core.schemas import Page, error_responses
+from service.core.schemas import Page, error_responses, stream_error_responses
 from service.idempotency.dependencies import IdempotencyKeyHeader
 from service.jobs import service
 from service.jobs.schemas import JobComparison, JobCreate, JobMetricsOut, JobOut
@@ -97,5 +109,41 @@ def get_job_metrics(job_id: str, project: CurrentProject, session: SessionDep) -
     operation_id="cancel_job",
     responses=error_responses(404, 409),
 )
-def cancel_job(job_id: str, project: CurrentProject, session: SessionDep) -> JobOut:
-    return service.job_out(service.cancel_job(session, project, job_id))
+def cancel_job(
+    job_id: str, project: CurrentProject, session: SessionDep, events: EventsDep
+) -> JobOut:
+    job = service.cancel_job(session, project, job_id)
+    if job.status == CANCELLED:
+        # A queued job ends here, not on a worker: its watchers hear it from the API.
+        after_commit(session, lambda: events.end(job_topic(job.id), CANCELLED))
+    return service.job_out(job)
+
+
+def watch_job(
+    job_id: str,
+    request: Request,
+    project: CurrentProject,
+    session: SessionDep,
+    last_event_id: LastEventIdHeader = None,
+) -> Watch:
+    job = service.get_job(session, project, job_id)
+    snapshot = {**status_snapshot(job), "metrics": job.metrics}
+    ended = job.status in FINISHED
+    return open_watch(request, session, job_topic(job.id), snapshot, ended, last_event_id)
+
+
+@router.get(
+    "/{job_id}/events",
+    operation_id="stream_job_events",
+    response_class=EventSourceResponse,
+    responses=stream_error_responses(404),
+)
+async def stream_job_events(
+    watch: Annotated[Watch, Depends(watch_job)],
+) -> AsyncIterable[ServerSentEvent]:
+    """Server-Sent Events of the job as it runs: first a `status` snapshot, then `progress`
+    (epoch, metrics, samples/s, ETA) each epoch, `warning`, `status` and `log`, and `end`
+    once it has ended, after which the stream closes. Send `Last-Event-ID` to resume after
+    that event; a `: ping` comment keeps a quiet stream open."""
+    async for event in server_sent_events(watch):
+        yield event

@@ -26,6 +26,7 @@ from engine.training.checkpoint import Checkpoint, checkpoint_from_bytes, checkp
 from engine.training.recipe import FoldReport, TrainedModel, train
 from engine.training.trainer import EpochReport
 from service.core.database import new_id
+from service.core.events import LOG, PROGRESS, WARNING, job_topic
 from service.core.leased_run import LeasedRun, WorkerResources, WorkStopped
 from service.core.leases import SUCCEEDED
 from service.core.queue import TRAIN_JOB_TASK
@@ -58,6 +59,7 @@ ObserverFactory = Callable[[Job, WorkerResources], TrainingObserver | None]
 class TrainingRun(LeasedRun):
     repository = jobs
     task = TRAIN_JOB_TASK
+    topic_of = staticmethod(job_topic)
     # The engine stops between steps with TrainingCancelled when should_stop says so.
     stop_exceptions = (WorkStopped, TrainingCancelled)
 
@@ -121,11 +123,15 @@ class TrainingRun(LeasedRun):
         log.info(
             "job %s resumes after epoch %d (attempt %d)", self.row_id, epoch, self.row.attempts
         )
+        self.publish(LOG, {"message": f"resumed from the checkpoint after epoch {epoch}"})
         return checkpoint
 
     def on_epoch(self, report: EpochReport) -> None:
         if not self.epochs.add(report):
             self.lose_lease()
+        self.publish(PROGRESS, self.epochs.progress)
+        for warning in self.epochs.new_warnings:
+            self.publish(WARNING, {"epoch": report.epoch, **warning})
         if self.observer is not None and self.stop_reason is None:
             self.stop_reason = self.observer.on_epoch(report)
 
@@ -146,9 +152,10 @@ class TrainingRun(LeasedRun):
             "fold": report.fold,
             "folds": report.folds,
         }
-        self.write(
+        if self.write(
             lambda session: jobs.write_held(session, self.row_id, self.token, progress=progress)
-        )
+        ):
+            self.publish(PROGRESS, progress)
         self.epochs.restart_clock()
 
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
@@ -196,7 +203,10 @@ class TrainingRun(LeasedRun):
 
         # Two workers finishing models of one name at once may pick the same version: the
         # loser numbers its model again.
-        return self.write(record, also_retry=(IntegrityError,))
+        if not self.write(record, also_retry=(IntegrityError,)):
+            return False
+        self.ended(SUCCEEDED)
+        return True
 
     def before_stop(self) -> None:
         # Cancelled or handed back: the epochs trained so far are kept.

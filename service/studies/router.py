@@ -1,13 +1,28 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections.abc import AsyncIterable
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from engine.search.space import SearchSpace
 from service.auth.dependencies import CurrentProject
-from service.core.deps import QueueDep, SessionDep, SettingsDep, StoreDep, after_commit
+from service.core.deps import (
+    EventsDep,
+    LastEventIdHeader,
+    QueueDep,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
+    after_commit,
+    open_watch,
+)
+from service.core.events import TRIAL, Watch, server_sent_events, study_topic
+from service.core.leases import FINISHED
 from service.core.params import Limit, Offset
 from service.core.queue import TRAIN_JOB_TASK
-from service.core.schemas import Page, error_responses
+from service.core.schemas import Page, error_responses, stream_error_responses
 from service.studies import service
 from service.studies.schemas import StudyCreate, StudyOut, TrialOut
 
@@ -22,12 +37,16 @@ def create_study(
     queue: QueueDep,
     store: StoreDep,
     settings: SettingsDep,
+    events: EventsDep,
 ) -> StudyOut:
     """Start a hyperparameter search: every corner of the space is checked against the spec
     rules and the dataset, then the first `parallel_trials` trials are queued as jobs."""
     study, trials = service.create_study(session, store, settings, project, body)
+    topic = study_topic(study.id)
     for job in trials:
         after_commit(session, lambda job=job: queue.enqueue(TRAIN_JOB_TASK, job.id, job.queue))
+        trial = service.trial_event(session, study, job)
+        after_commit(session, lambda trial=trial: events.publish(topic, TRIAL, trial))
     return service.study_out(session, study)
 
 
@@ -80,6 +99,42 @@ def list_trials(
     operation_id="cancel_study",
     responses=error_responses(404),
 )
-def cancel_study(study_id: str, project: CurrentProject, session: SessionDep) -> StudyOut:
+def cancel_study(
+    study_id: str, project: CurrentProject, session: SessionDep, events: EventsDep
+) -> StudyOut:
     """Nothing more is queued; running trials stop at their next step."""
-    return service.study_out(session, service.cancel_study(session, project, study_id))
+    was_running = service.get_study(session, project, study_id).status not in FINISHED
+    study = service.cancel_study(session, project, study_id)
+    if was_running:
+        after_commit(session, lambda: events.end(study_topic(study.id), study.status))
+    return service.study_out(session, study)
+
+
+def watch_study(
+    study_id: str,
+    request: Request,
+    project: CurrentProject,
+    session: SessionDep,
+    last_event_id: LastEventIdHeader = None,
+) -> Watch:
+    study = service.get_study(session, project, study_id)
+    ended = study.status in FINISHED
+    snapshot = service.study_snapshot(study)
+    return open_watch(request, session, study_topic(study.id), snapshot, ended, last_event_id)
+
+
+@router.get(
+    "/{study_id}/events",
+    operation_id="stream_study_events",
+    response_class=EventSourceResponse,
+    responses=stream_error_responses(404),
+)
+async def stream_study_events(
+    watch: Annotated[Watch, Depends(watch_study)],
+) -> AsyncIterable[ServerSentEvent]:
+    """Server-Sent Events of the study: a `status` snapshot, then a `trial` event as each
+    trial is queued or ends (number, job_id, state, value, params), and `status` and `end`
+    when the study ends, after which the stream closes. `Last-Event-ID` resumes after that
+    event; each trial's epochs stream at `GET /v1/jobs/{job_id}/events`."""
+    async for event in server_sent_events(watch):
+        yield event

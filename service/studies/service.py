@@ -504,3 +504,18 @@ def _importances(searched: optuna.Study) -> dict[str, float] | None:
         # Too few distinct values (every trial chose alike) leave nothing to apportion.
         return None
     return {name: round(float(value), 4) for name, value in importances.items()}
+
+
+def trial_event(session: Session, study: Study, job: Job) -> dict[str, Any]:
+    """A study watcher's `trial` event: a trial queued or ended, as the trials table shows it."""
+    space = SearchSpace.model_validate(study.search_space)
+    metrics = model_metrics_of(session, [job]).get(job.id)
+    trial = trial_out(job, study, space, metrics)
+    return trial.model_dump(mode="json", include={"number", "job_id", "state", "value", "params"})
+
+
+def study_snapshot(study: Study) -> dict[str, Any]:
+    snapshot: dict[str, Any] = {"status": study.status}
+    if study.error_message:
+        snapshot["error"] = study.error_message
+    return snapshot

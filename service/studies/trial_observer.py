@@ -14,7 +14,9 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from engine.training.trainer import EpochReport
 from service.core.database import transaction
+from service.core.events import TRIAL, EventBus, study_topic
 from service.core.leased_run import WorkerResources
+from service.core.leases import FINISHED
 from service.core.queue import TRAIN_JOB_TASK
 from service.jobs.tables import Job
 from service.studies import service
@@ -40,6 +42,7 @@ class TrialObserver:
             resources.settings, study, pruner=build_pruner(study.pruner)
         )
         self.trial = optuna.trial.Trial(searched, job.optuna_trial_id)
+        self.job_id = job.id
 
     def on_epoch(self, report: EpochReport) -> str | None:
         value = report.metrics.get(self.metric)
@@ -55,7 +58,7 @@ class TrialObserver:
 
     def on_end(self, outcome: str) -> None:
         if outcome not in UNCHANGED:
-            advance_study(self.resources, self.study_id)
+            advance_study(self.resources, self.study_id, ended_job_id=self.job_id)
 
 
 def observe_trial(job: Job, resources: WorkerResources) -> TrialObserver | None:
@@ -70,13 +73,23 @@ def observe_trial(job: Job, resources: WorkerResources) -> TrialObserver | None:
     return TrialObserver(resources, study, job)
 
 
-def advance_study(resources: WorkerResources, study_id: str) -> None:
-    """Advance the study in a transaction of its own, then send its new trials."""
+def advance_study(
+    resources: WorkerResources, study_id: str, ended_job_id: str | None = None
+) -> None:
+    """Advance the study in a transaction of its own, then send its new trials and tell the
+    study's watchers of the trial that ended (`ended_job_id`), the new ones and its end."""
     for attempt in range(1, ADVANCE_ATTEMPTS + 1):
         try:
             with transaction(resources.session_factory) as session:
                 new = service.advance(session, resources.store, resources.settings, study_id)
                 sends = [(job.id, job.queue) for job in new]
+                study = session.get(Study, study_id)
+                ended = session.get(Job, ended_job_id) if ended_job_id else None
+                trials = [
+                    service.trial_event(session, study, job)
+                    for job in ([ended] if ended is not None else []) + new
+                ]
+                outcome = (study.status, study.error_message) if study is not None else None
             break
         except (IntegrityError, OperationalError):
             if attempt == ADVANCE_ATTEMPTS:
@@ -84,6 +97,21 @@ def advance_study(resources: WorkerResources, study_id: str) -> None:
                 return
     for job_id, queue in sends:
         resources.queue.enqueue(TRAIN_JOB_TASK, job_id, queue)
+    publish_study_events(resources.events, study_id, trials, outcome)
+
+
+def publish_study_events(
+    events: EventBus,
+    study_id: str,
+    trials: list[dict],
+    outcome: tuple[str, str | None] | None,
+) -> None:
+    """`trial` events, then the study's end if it has ended."""
+    topic = study_topic(study_id)
+    for trial in trials:
+        events.publish(topic, TRIAL, trial)
+    if outcome is not None and outcome[0] in FINISHED:
+        events.end(topic, *outcome)
 
 
 def advance_stalled_studies(

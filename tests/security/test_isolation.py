@@ -141,6 +141,9 @@ def test_a_second_project_sees_nothing_of_the_first(
         "get_study",
         "list_study_trials",
         "cancel_study",
+        "stream_job_events",
+        "stream_study_events",
+        "stream_batch_prediction_events",
     } <= set(walked)
     after = {name: owner.get(url).json() for name, url in _owner_views(ids).items()}
     assert after == before, "a refused call changed the owner's data"
