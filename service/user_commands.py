@@ -27,10 +27,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from client.sdk import FINISHED, ApiError, Client
+from client.sdk import ApiError, Client
 
 API_ERROR, NOT_SUCCEEDED, UNREACHABLE = 1, 3, 4
 DEFAULT_URL = "http://127.0.0.1:8000"
+# A study's watch polls; a job's follows its event stream.
 WATCH_POLL_SECONDS = 0.5
 
 out = Console()
@@ -241,9 +242,8 @@ jobs = typer.Typer(help="Submit, watch and manage training jobs.", no_args_is_he
 
 
 def watch_job(client: Client, job_id: str) -> dict:
-    """A progress bar per epoch with the loss and ETA, health warnings as they appear; the
-    ended job."""
-    seen_warnings: set[tuple[str, int]] = set()
+    """A progress bar per epoch with the loss and ETA, health warnings as they happen (the
+    job's live event stream); the ended job."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -253,27 +253,24 @@ def watch_job(client: Client, job_id: str) -> dict:
     )
     with Progress(*columns, console=err, transient=False) as progress:
         bar = progress.add_task(job_id, total=None, epoch="", metrics="queued")
-        while True:
-            job = client.get_job(job_id)
-            for warning in job["warnings"]:
-                mark = (warning["code"], warning["epoch"])
-                if mark not in seen_warnings:
-                    seen_warnings.add(mark)
-                    progress.console.print(
-                        f"[yellow]warning[/yellow] epoch {warning['epoch']} "
-                        f"{warning['code']}: {warning['message']}"
-                    )
-            if job["progress"]:
+        for event in client.stream_job(job_id):
+            data = event.data if isinstance(event.data, dict) else {}
+            if event.type == "progress" and "epoch" in data:
                 progress.update(
                     bar,
-                    total=job["progress"]["epochs"],
-                    completed=job["progress"]["epoch"],
-                    epoch=f"epoch {job['progress']['epoch']}/{job['progress']['epochs']}",
-                    metrics=metrics_line(job["metrics"]) or job["status"],
+                    total=data.get("epochs"),
+                    completed=data["epoch"],
+                    epoch=f"epoch {data['epoch']}/{data.get('epochs')}",
+                    metrics=metrics_line(data.get("metrics")),
                 )
-            if job["status"] in FINISHED:
-                return job
-            time.sleep(WATCH_POLL_SECONDS)
+            elif event.type == "warning":
+                progress.console.print(
+                    f"[yellow]warning[/yellow] epoch {data.get('epoch')} "
+                    f"{data.get('code')}: {data.get('message')}"
+                )
+            elif event.type == "log":
+                progress.console.print(f"[dim]{data.get('message')}[/dim]")
+    return client.get_job(job_id)
 
 
 def job_ended(job: dict, as_json: bool) -> None:
