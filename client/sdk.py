@@ -54,7 +54,10 @@ def parse_events(lines: Iterable[str]) -> Iterator[Event]:
 
 
 class Client:
-    """`Client("http://127.0.0.1:8000", "ty_...")`: upload, train, wait, predict."""
+    """`Client("http://127.0.0.1:8000", "ty_...")`: upload, train, wait, predict.
+
+    Constructed with the service's admin key instead, it creates projects and their keys
+    (`create_project`, `create_project_key`, `list_projects`) and nothing else."""
 
     def __init__(self, base_url: str, api_key: str, timeout: float = 60.0) -> None:
         self.http = httpx.Client(
@@ -298,3 +301,18 @@ class Client:
 
     def revoke_key(self, key_id: str) -> dict:
         return self._json(self.http.delete(f"/v1/keys/{key_id}"))
+
+    # ---- the admin's calls (a client constructed with the admin key) ----
+
+    def create_project(self, name: str) -> dict:
+        """A new project and its first key (`answer["key"]["secret"]`, shown this once)."""
+        return self._json(self.http.post("/v1/projects", json={"name": name}))
+
+    def list_projects(self, limit: int = 50, offset: int = 0) -> dict:
+        params = {"limit": limit, "offset": offset}
+        return self._json(self.http.get("/v1/projects", params=params))
+
+    def create_project_key(self, project_id: str, name: str | None = None) -> dict:
+        """A further key for a project; its secret is in this answer only."""
+        body = {"name": name} if name else {}
+        return self._json(self.http.post(f"/v1/projects/{project_id}/keys", json=body))

@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from service.auth.rate_limit import RateLimiter
+from service.auth.router import projects_router
 from service.auth.router import router as keys_router
 from service.batch_predictions.router import model_router as batch_submit_router
 from service.batch_predictions.router import router as batch_predictions_router
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(predict_router)
     app.include_router(health_router)
     app.include_router(keys_router)
+    app.include_router(projects_router)
     app.include_router(datasets_router)
     app.include_router(jobs_router)
     # Before the models router: its catch-all `GET /{ref}` must not shadow this POST.

@@ -1,5 +1,6 @@
 """The user's commands of `trainyard` (beside `run`, `api` and `worker`): datasets, specs,
-jobs, studies, models and keys, over the HTTP API through the SDK.
+jobs, studies, models and keys, over the HTTP API through the SDK; and the admin's `projects`
+and `keys create --project`, with the service's admin key from `TRAINYARD_ADMIN_KEY`.
 
 `trainyard login --url URL --key KEY` saves where and who (a file readable by its owner only,
 `~/.config/trainyard/config.json` or `$TRAINYARD_CONFIG`); `TRAINYARD_URL` and
@@ -63,6 +64,24 @@ def credentials() -> tuple[str, str]:
 def api_client() -> Iterator[Client]:
     """The SDK client, with API errors and connection failures turned into exit codes."""
     url, key = credentials()
+    with calling(url, key) as client:
+        yield client
+
+
+@contextmanager
+def admin_client(url: str) -> Iterator[Client]:
+    """The SDK client with the service's admin key (TRAINYARD_ADMIN_KEY), for the admin's
+    commands; no saved login applies to them."""
+    key = os.environ.get("TRAINYARD_ADMIN_KEY")
+    if not key:
+        err.print("[red]No admin key: set TRAINYARD_ADMIN_KEY to the service's admin key[/red]")
+        raise typer.Exit(UNREACHABLE)
+    with calling(url, key) as client:
+        yield client
+
+
+@contextmanager
+def calling(url: str, key: str) -> Iterator[Client]:
     try:
         with Client(url, key) as client:
             yield client
@@ -569,6 +588,65 @@ def models_alias(
     emit(answer, as_json, lambda _: out.print(f"{name}@{alias} -> version {version}"))
 
 
+# ---- the admin's: projects and their first keys -------------------------------------------
+
+projects = typer.Typer(help="Create projects (needs TRAINYARD_ADMIN_KEY).", no_args_is_help=True)
+keys = typer.Typer(help="API keys of a project (needs TRAINYARD_ADMIN_KEY).", no_args_is_help=True)
+UrlOption = Annotated[
+    str, typer.Option("--url", envvar="TRAINYARD_URL", help="The service's address.")
+]
+
+
+@projects.command("create")
+def projects_create(name: str, url: UrlOption = DEFAULT_URL, as_json: JsonOption = False) -> None:
+    """A new project and its first API key (the secret is shown this once)."""
+    with admin_client(url) as client:
+        project = client.create_project(name)
+    emit(
+        project,
+        as_json,
+        lambda p: out.print(
+            f"{p['id']}  {p['name']}\nAPI key (shown once): [bold]{p['key']['secret']}[/bold]"
+        ),
+    )
+
+
+@projects.command("list")
+def projects_list(url: UrlOption = DEFAULT_URL, as_json: JsonOption = False) -> None:
+    with admin_client(url) as client:
+        page = client.list_projects(limit=200)
+    emit(
+        page,
+        as_json,
+        lambda p: out.print(
+            table_of(
+                "Projects",
+                ["id", "name", "created"],
+                [[r["id"], r["name"], r["created_at"]] for r in p["items"]],
+            )
+        ),
+    )
+
+
+@keys.command("create")
+def keys_create(
+    project: Annotated[str, typer.Option("--project", help="The project's id (prj_...).")],
+    name: Annotated[str | None, typer.Option(help="A label to tell keys apart.")] = None,
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """A new API key for a project (the secret is shown this once)."""
+    with admin_client(url) as client:
+        key = client.create_project_key(project, name)
+    emit(
+        key,
+        as_json,
+        lambda k: out.print(
+            f"{k['id']}  {k['name']}\nAPI key (shown once): [bold]{k['secret']}[/bold]"
+        ),
+    )
+
+
 def register(cli: typer.Typer) -> None:
     """Add the user's commands to `trainyard`."""
     cli.command()(login)
@@ -577,3 +655,5 @@ def register(cli: typer.Typer) -> None:
     cli.add_typer(jobs, name="jobs")
     cli.add_typer(studies, name="studies")
     cli.add_typer(models, name="models")
+    cli.add_typer(projects, name="projects")
+    cli.add_typer(keys, name="keys")

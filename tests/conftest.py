@@ -32,6 +32,9 @@ POSTGRES_URL = os.environ.get(
     "TRAINYARD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 REDIS_URL = os.environ.get("TRAINYARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# The test services' admin key (TRAINYARD_ADMIN_KEY), so the admin routes are on in every
+# backend; a test that needs them off builds settings without it.
+ADMIN_KEY = "admin-" + "a" * 26
 
 
 def require_postgres() -> None:
@@ -105,6 +108,7 @@ class Backend:
 @contextmanager
 def backend_settings(kind: str, data_dir: Path, **overrides) -> Iterator[Settings]:
     """Settings for the embedded default (`sqlite`) or PostgreSQL + Redis (`postgres`)."""
+    overrides = {"admin_key": ADMIN_KEY, **overrides}
     if kind == "sqlite":
         yield Settings(data_dir=data_dir, **overrides)
         return

@@ -6,7 +6,15 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from service.auth.service import KeyOwner, authenticate, check_rate, find_key_owner, hash_secret
+from service.auth.service import (
+    ADMIN_RATE_KEY,
+    KeyOwner,
+    authenticate,
+    check_admin_key,
+    check_rate,
+    find_key_owner,
+    hash_secret,
+)
 from service.auth.tables import Project
 from service.core.deps import SessionDep
 from service.core.lookups import RecentLookups
@@ -19,6 +27,13 @@ def current_project(request: Request, session: SessionDep, credentials: Credenti
     project, key = authenticate(session, credentials.credentials if credentials else None)
     check_rate(request.app.state.rate_limiter, key.id)
     return project
+
+
+def require_admin(request: Request, credentials: Credentials) -> None:
+    check_admin_key(
+        request.app.state.settings.admin_key, credentials.credentials if credentials else None
+    )
+    check_rate(request.app.state.rate_limiter, ADMIN_RATE_KEY)
 
 
 def get_key_owners(request: Request) -> RecentLookups[str, KeyOwner]:
@@ -59,3 +74,5 @@ def _find_key_owner(request: Request, secret: str | None) -> KeyOwner:
 
 
 CurrentProject = Annotated[Project, Depends(current_project)]
+# The admin routes' gate: the service's admin key, never a project's.
+Admin = Depends(require_admin)

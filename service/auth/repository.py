@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.auth.tables import ApiKey, Project
@@ -18,6 +18,17 @@ def get_key_by_hash(session: Session, secret_hash: str) -> ApiKey | None:
 
 def get_project(session: Session, project_id: str) -> Project | None:
     return session.get(Project, project_id)
+
+
+def get_project_by_name(session: Session, name: str) -> Project | None:
+    return session.scalar(select(Project).where(Project.name == name))
+
+
+def list_projects(session: Session, limit: int, offset: int) -> tuple[list[Project], int]:
+    rows = session.scalars(
+        select(Project).order_by(Project.created_at, Project.id).limit(limit).offset(offset)
+    )
+    return list(rows), session.scalar(select(func.count()).select_from(Project)) or 0
 
 
 def first_project(session: Session) -> Project | None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pydantic import SecretStr
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.auth import repository
@@ -14,7 +17,7 @@ from service.auth.rate_limit import RateLimiter, retry_after_header
 from service.auth.tables import ApiKey, Project
 from service.core.database import utcnow
 from service.core.deps import after_commit
-from service.core.errors import Conflict, RateLimited, Unauthorized, found
+from service.core.errors import Conflict, Forbidden, RateLimited, Unauthorized, found
 
 KEY_PREFIX = "ty_"
 
@@ -34,6 +37,51 @@ def create_project(session: Session, name: str, secret: str | None = None) -> tu
     secret = secret or new_secret()
     repository.add_key(session, project, "default", secret[:10], hash_secret(secret))
     return project, secret
+
+
+def create_named_project(session: Session, name: str) -> tuple[Project, ApiKey, str]:
+    """The admin's `POST /v1/projects`: a project of a name no other has, and its first key."""
+    if repository.get_project_by_name(session, name) is not None:
+        raise _duplicate_name(name)
+    try:
+        project = repository.add_project(session, name)
+    except IntegrityError as exc:
+        # The same name created meanwhile by another request: the unique index decided.
+        raise _duplicate_name(name) from exc
+    key, secret = create_key(session, project, "default")
+    return project, key, secret
+
+
+def _duplicate_name(name: str) -> Conflict:
+    reason = f"a project named {name!r} exists already"
+    return Conflict(f"name: {reason}", details=[{"field": "name", "reason": reason}])
+
+
+def list_projects(session: Session, limit: int, offset: int) -> tuple[list[Project], int]:
+    return repository.list_projects(session, limit, offset)
+
+
+def create_project_key(session: Session, project_id: str, name: str) -> tuple[ApiKey, str]:
+    project = found(repository.get_project(session, project_id), "project", project_id)
+    return create_key(session, project, name)
+
+
+ADMIN_RATE_KEY = "admin"
+
+
+def check_admin_key(configured: SecretStr | None, secret: str | None) -> None:
+    """The admin routes' gate. The admin key is no project's key: it is compared with the
+    configured one (in constant time), never looked up among the projects' keys."""
+    if configured is None:
+        raise Forbidden(
+            "the admin key is not configured: set TRAINYARD_ADMIN_KEY on the service to "
+            "create projects over HTTP",
+            code="admin_key_not_configured",
+        )
+    if not secret:
+        raise Unauthorized("missing admin key: send 'Authorization: Bearer <admin key>'")
+    if not hmac.compare_digest(secret.encode(), configured.get_secret_value().encode()):
+        raise Forbidden("this route needs the service's admin key; a project's key cannot call it")
 
 
 def authenticate(session: Session, secret: str | None) -> tuple[Project, ApiKey]:

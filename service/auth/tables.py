@@ -12,7 +12,8 @@ class Project(Base):
     __tablename__ = "projects"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("prj"))
-    name: Mapped[str] = mapped_column(String(200))
+    # Unique: the admin names projects, and two of one name could not be told apart.
+    name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -41,6 +41,11 @@ class Unauthorized(TrainyardError):
     code = "unauthorized"
 
 
+class Forbidden(TrainyardError):
+    status_code = 403
+    code = "forbidden"
+
+
 class NotFound(TrainyardError):
     status_code = 404
     code = "not_found"

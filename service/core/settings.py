@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     bootstrap_key: str | None = None
+    # Creates projects and their first keys over HTTP (`/v1/projects`); unset, those routes
+    # answer 403. A secret: SecretStr keeps it out of reprs and logs. It is no project's key.
+    admin_key: SecretStr | None = Field(default=None, min_length=16)
 
     # Queues: jobs that ask for CUDA go to `gpu`, the rest to `default_queue`.
     default_queue: str = "cpu"

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from service.auth.repository import get_active_key
+from service.auth.service import hash_secret
 from tests.conftest import Api, Backend
 
 PATH_PARAM = re.compile(r"\{(\w+)\}")
@@ -24,6 +26,8 @@ BODIES: dict[str, Any] = {
     "predict": lambda ids: {"instances": [{"x1": 1.0, "x2": 2.0, "colour": "red"}]},
     "encode": lambda ids: {"instances": [{"x1": 1.0, "x2": 2.0, "colour": "red"}]},
     "create_key": lambda ids: {"name": "intruder"},
+    "create_project": lambda ids: {"name": "intruder"},
+    "create_project_key": lambda ids: {"name": "intruder"},
     "set_model_alias": lambda ids: {"version": 1},
     "create_batch_prediction": lambda ids: {"dataset_id": ids["dataset_id"]},
     "create_study": lambda ids: {
@@ -70,7 +74,10 @@ def test_a_second_project_sees_nothing_of_the_first(
     response = owner.post("/v1/studies", json=BODIES["create_study"]({"dataset_id": dataset_id}))
     assert response.status_code == 202, response.text
     study_id = response.json()["id"]
+    with backend.app.state.session_factory() as session:
+        project_id = get_active_key(session, hash_secret(owner.key)).project_id
     ids = {
+        "project_id": project_id,
         "dataset_id": dataset_id,
         "job_id": job_id,
         "model_id": trained_model_id,
@@ -144,6 +151,9 @@ def test_a_second_project_sees_nothing_of_the_first(
         "stream_job_events",
         "stream_study_events",
         "stream_batch_prediction_events",
+        "create_project",
+        "list_projects",
+        "create_project_key",
     } <= set(walked)
     after = {name: owner.get(url).json() for name, url in _owner_views(ids).items()}
     assert after == before, "a refused call changed the owner's data"
