@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.core.database import transaction, utcnow
+from service.core.events import STATUS, EventBus, create_event_bus
 from service.core.leases import FAILED, QUEUED, LeasedWorkRepository
 from service.core.queue import JobQueue
 from service.core.settings import Settings
@@ -40,6 +41,9 @@ class LeasedWork:
 
     repository: LeasedWorkRepository[Any]
     task: str
+    # The row's live-events topic (service/core/events.py): a watcher hears it requeued or
+    # given up on.
+    topic: Callable[[str], str] | None = None
 
     def send(self, queue: JobQueue, row_id: str, queue_name: str) -> None:
         queue.enqueue(self.task, row_id, queue_name)
@@ -59,11 +63,13 @@ def reconcile_lapsed_leases(
     session_factory: sessionmaker[Session],
     queue: JobQueue,
     settings: Settings,
+    events: EventBus | None = None,
 ) -> ReconcileReport:
     """Queue again (or fail, past `max_attempts`) every row whose lease lapsed."""
     report = ReconcileReport()
+    events = events or create_event_bus(settings)
     for work in work_kinds:
-        _take_back_lapsed(work, session_factory, queue, settings, report)
+        _take_back_lapsed(work, session_factory, queue, settings, report, events)
     if report.requeued or report.failed:
         log.warning("lapsed leases: requeued %s, failed %s", report.requeued, report.failed)
     return report
@@ -75,6 +81,7 @@ def _take_back_lapsed(
     queue: JobQueue,
     settings: Settings,
     report: ReconcileReport,
+    events: EventBus,
 ) -> None:
     with transaction(session_factory) as session:
         lapsed = [(row.id, row.attempts, row.queue) for row in work.repository.lapsed(session)]
@@ -94,12 +101,16 @@ def _take_back_lapsed(
                     finished_at=utcnow(),
                 ):
                     report.failed.append(row_id)
+                    if work.topic is not None:
+                        events.end(work.topic(row_id), FAILED, message)
                 continue
             if not work.repository.take_back_lapsed(session, row_id, QUEUED, enqueued_at=utcnow()):
                 continue
         # Sent after the commit, so the worker that takes it sees it queued.
         work.send(queue, row_id, row_queue)
         report.requeued.append(row_id)
+        if work.topic is not None:
+            events.publish(work.topic(row_id), STATUS, {"status": QUEUED})
 
 
 def resend_lost_messages(

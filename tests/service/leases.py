@@ -40,7 +40,9 @@ def purge_queue(backend: Backend, queue: str) -> None:
 
 def reconcile(backend: Backend) -> ReconcileReport:
     factory = create_session_factory(backend.app.state.db_engine)
-    return reconcile_lapsed_leases(WORK_KINDS, factory, backend.app.state.queue, backend.settings)
+    return reconcile_lapsed_leases(
+        WORK_KINDS, factory, backend.app.state.queue, backend.settings, backend.app.state.events
+    )
 
 
 def resend(backend: Backend) -> list[str]:

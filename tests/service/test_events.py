@@ -17,11 +17,14 @@ from sqlalchemy import event
 from client import Event, parse_events
 from service.batch_predictions.prediction_run import run_batch_prediction
 from service.core.events import PROGRESS, job_topic
+from service.jobs.repository import jobs
+from service.jobs.tables import Job
 from service.jobs.training_run import run_training_job
 from service.studies.trial_observer import observe_trial
 from tests.conftest import Api, Backend
 from tests.e2e.fleet import free_port
 from tests.service.conftest import worker_resources
+from tests.service.leases import claim_then_vanish, reconcile
 
 EPOCHS = 6
 
@@ -86,6 +89,21 @@ def test_a_finished_job_gives_its_status_then_end(
     assert events[0].data["status"] == "succeeded"
     assert events[0].data["progress"]["epoch"] == 2
     assert events[1].data == {"status": "succeeded"}
+
+
+def test_a_job_the_reconciler_gives_up_on_ends_its_stream(
+    backend: Backend, api: Api, dataset_id: str, submit
+) -> None:
+    job = submit(dataset_id)
+    claim_then_vanish(backend, jobs, Job, job["id"], attempts=backend.settings.max_attempts)
+    assert job["id"] in reconcile(backend).failed
+
+    # What was published, not the snapshot: the reconciler's own status, then end.
+    events = events_of(api, f"/v1/jobs/{job['id']}/events", start_id(backend))
+
+    assert [e.type for e in events][-2:] == ["status", "end"]
+    assert events[-2].data["status"] == "failed" and "gave up" in events[-2].data["error"]
+    assert events[-1].data == {"status": "failed"}
 
 
 def test_a_queued_job_cancelled_by_the_api_ends_its_stream(
