@@ -295,12 +295,20 @@ def main() -> None:
     parser.add_argument("--image-epochs", type=int, default=30)
     parser.add_argument("--overhead-trials", type=int, default=5)
     parser.add_argument("--skip-pruning", action="store_true")
+    parser.add_argument(
+        "--tasks", default="tabular,tabular_regression,image", help="Which of the tasks."
+    )
     args = parser.parse_args()
     tasks = [
-        tabular_task(args.tabular_epochs),
-        regression_task(args.tabular_epochs),
-        image_task(args.image_epochs),
+        task
+        for task in (
+            tabular_task(args.tabular_epochs),
+            regression_task(args.tabular_epochs),
+            image_task(args.image_epochs),
+        )
+        if task.name in args.tasks.split(",")
     ]
+    image = next((task for task in tasks if task.name == "image"), None)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="trainyard-bench-") as scratch:
         port = free_port()
@@ -314,9 +322,9 @@ def main() -> None:
                     task.dataset_id = client.upload_dataset(*task.upload)["id"]
                 overhead = per_trial_overhead(client, tasks[0], args.overhead_trials)
                 per_task = {task.name: best_vs_default(client, task, args.trials) for task in tasks}
-                pruning = (
-                    None if args.skip_pruning else pruning_saving(client, tasks[2], args.trials)
-                )
+                pruning = None
+                if image is not None and not args.skip_pruning:
+                    pruning = pruning_saving(client, image, args.trials)
         finally:
             stop(run)
     result = {

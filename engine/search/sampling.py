@@ -43,6 +43,37 @@ def _suggest_choice(trial: optuna.Trial, path: str, choices: list[Any]) -> Any:
     return json.loads(trial.suggest_categorical(path, encoded))
 
 
+def baseline_params(space: SearchSpace, spec: dict[str, Any]) -> dict[str, Any] | None:
+    """Optuna's params for the trial that reproduces `spec` (the study's base, its defaults
+    filled in): {path: value as suggest_values samples it}; None when the spec holds a value
+    the space cannot take (outside a range, not among the choices, or unset)."""
+    values: dict[str, Any] = {}
+    params: dict[str, Any] = {}
+    for path, parameter in space.root.items():
+        if not space.active(path, values):
+            continue
+        value: Any = spec
+        for key in path.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is None:
+            return None
+        if isinstance(parameter, CategoricalParameter):
+            if value not in parameter.choices:
+                return None
+            scalar = all(isinstance(choice, SCALARS) for choice in parameter.choices)
+            params[path] = value if scalar else json.dumps(value, sort_keys=True)
+        else:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return None
+            if not parameter.low <= value <= parameter.high:
+                return None
+            if parameter.step is not None and (value - parameter.low) % parameter.step:
+                return None
+            params[path] = value
+        values[path] = value
+    return params
+
+
 def grid_of(space: SearchSpace) -> dict[str, list[Any]]:
     """Every value of every parameter, for Optuna's grid sampler: choices and stepped ranges
     only (a continuous range has no grid), as suggest_values samples them."""

@@ -51,6 +51,11 @@ class StudyCreate(BaseModel):
     sampler: Literal["tpe", "random", "grid"] = "tpe"
     pruner: Literal["median", "successive_halving", "hyperband", "none"] = "median"
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    baseline: bool = Field(
+        default=True,
+        description="Trial 0 trains the base spec's own values, where the space holds them "
+        "(not with the grid sampler).",
+    )
 
 
 class ObjectiveOut(BaseModel):

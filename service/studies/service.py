@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.errors import DataError, SpecMismatch
-from engine.search.sampling import grid_of, grid_size, suggest_values
+from engine.search.sampling import baseline_params, grid_of, grid_size, suggest_values
 from engine.search.space import SearchSpace, check_space_points, spec_for_trial
 from engine.spec import Spec
 from engine.training.preparation import dry_run
@@ -113,14 +113,20 @@ def create_study(
     study_id = new_id("stu")
     name = body.name or f"study-{study_id}"
     base = {**body.spec.model_dump(mode="json"), "model_name": name}
-    _check_points(store, settings, dataset, base, body.search_space)
+    resolved = _check_points(store, settings, dataset, base, body.search_space)
 
-    optuna.create_study(
+    searched = optuna.create_study(
         study_name=study_id,
         storage=optuna_storage(settings),
         direction=direction,
         sampler=build_sampler(body.sampler, body.seed, _grid(body.sampler, body.search_space)),
     )
+    if body.baseline and body.sampler != "grid":
+        # Trial 0 trains the base spec itself, where the space can hold it: the search
+        # starts from what the user would have trained, and its best is measured against it.
+        params = baseline_params(body.search_space, resolved)
+        if params is not None:
+            searched.enqueue_trial(params)
     study = Study(
         id=study_id,
         project_id=project.id,
@@ -146,12 +152,20 @@ def create_study(
 
 def _check_points(
     store: Store, settings: Settings, dataset: Any, base: dict, space: SearchSpace
-) -> None:
+) -> dict[str, Any]:
+    """Check every corner; the base spec resolved on the dataset (its default model filled
+    in)."""
     try:
         documents = check_space_points(base, space)
     except SpecMismatch as exc:
         raise invalid_field(exc.field, exc.reason, code="invalid_spec") from exc
     data = read_dataset(store, dataset)
+    try:
+        resolved, _ = dry_run(Spec.model_validate(base), data, settings.max_parameters)
+    except SpecMismatch as exc:
+        raise invalid_field(f"spec.{exc.field}", exc.reason, code="invalid_spec") from exc
+    except DataError as exc:
+        raise invalid_field("dataset_id", exc.message, code="bad_dataset") from exc
     for document in documents:
         spec = Spec.model_validate(document)
         try:
@@ -163,6 +177,7 @@ def _check_points(
             ) from exc
         except DataError as exc:
             raise invalid_field("dataset_id", exc.message, code="bad_dataset") from exc
+    return resolved.model_dump(mode="json")
 
 
 def _point(space: SearchSpace, document: dict) -> dict[str, Any]:

@@ -48,7 +48,7 @@ def run_trials(backend: Backend, api: Api) -> Callable[[str], dict]:
 def create(api: Api, dataset_id: str, **body) -> dict:
     response = api.post(
         "/v1/studies",
-        json={"dataset_id": dataset_id, "spec": BASE, "search_space": SPACE, **body},
+        json={"dataset_id": dataset_id, "spec": BASE, "search_space": SPACE} | body,
     )
     assert response.status_code == 202, response.text
     return response.json()
@@ -250,3 +250,26 @@ def test_a_cross_validated_objective_is_the_folds_mean_and_needs_folds(
         report = api.get(f"/v1/jobs/{trial['job_id']}").json()["report"]
         assert trial["value"] == report["cross_validation"]["mean"]["accuracy"]
     assert done["best"]["value"] == max(t["value"] for t in done["trials"])
+
+
+def test_trial_zero_trains_the_base_spec_where_the_space_holds_it(
+    api: Api, dataset_id: str
+) -> None:
+    # The base names no model: the default MLP's hidden [64, 32] is among the choices.
+    space = {
+        "training.learning_rate": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+        "model.hidden": {"type": "categorical", "choices": [[16], [64, 32]]},
+    }
+    first = create(api, dataset_id, search_space=space, sampler="random", parallel_trials=1)
+    assert first["trials"][0]["params"] == {
+        "training.learning_rate": 1e-3,
+        "model.hidden": [64, 32],
+    }
+    plain = create(
+        api, dataset_id, search_space=space, sampler="random", parallel_trials=1, baseline=False
+    )
+    assert plain["trials"][0]["params"]["training.learning_rate"] != 1e-3
+    # A base value the space cannot take: no baseline, the sampler proposes trial 0.
+    narrow = {"training.learning_rate": {"type": "float", "low": 1e-2, "high": 1e-1}}
+    other = create(api, dataset_id, search_space=narrow, sampler="random", parallel_trials=1)
+    assert 1e-2 <= other["trials"][0]["params"]["training.learning_rate"] <= 1e-1
