@@ -7,9 +7,10 @@ import socket
 from functools import cache
 
 from celery.exceptions import Reject
-from celery.signals import worker_ready, worker_shutting_down
+from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
 from service.batch_predictions.prediction_run import run_batch_prediction
+from service.core import metrics
 from service.core.database import create_db_engine, create_session_factory
 from service.core.leased_run import WorkerResources
 from service.core.queue import BATCH_PREDICT_TASK, TRAIN_JOB_TASK, JobQueue, create_celery
@@ -51,6 +52,19 @@ def start_reconciler(**_: object) -> None:
         settings,
         sweeps=(lambda: advance_stalled_studies(resources),),
     ).start()
+
+
+@worker_ready.connect
+def serve_own_metrics(**_: object) -> None:
+    """A worker on a machine without an API process serves its own `/metrics`, if asked."""
+    if settings.worker_metrics_port is not None:
+        metrics.start_worker_exporter(settings.worker_metrics_host, settings.worker_metrics_port)
+
+
+@worker_shutdown.connect
+def leave_metrics(**_: object) -> None:
+    """The worker's live gauges (GPU memory) leave the machine's metrics with it."""
+    metrics.process_exited(os.getpid())
 
 
 @worker_shutting_down.connect

@@ -25,6 +25,7 @@ from engine.spec import Spec
 from engine.training.checkpoint import Checkpoint, checkpoint_from_bytes, checkpoint_to_bytes
 from engine.training.recipe import FoldReport, TrainedModel, train
 from engine.training.trainer import EpochReport
+from service.core import metrics
 from service.core.database import new_id
 from service.core.events import LOG, PROGRESS, WARNING, job_topic
 from service.core.leased_run import LeasedRun, WorkerResources, WorkStopped
@@ -86,7 +87,9 @@ class TrainingRun(LeasedRun):
         # What was checked at submit, its default model filled in; jobs from before that was
         # stored resolve their model in the engine, as they always did.
         spec = Spec.model_validate(job.resolved_spec or job.spec)
-        self.epochs = EpochRecorder(self._write_epochs, list(job.warnings or []))
+        self.epochs = EpochRecorder(
+            self._write_epochs, list(job.warnings or []), worker=self.resources.worker_id
+        )
         self.observer = self.observe(job, self.resources) if self.observe else None
         data = self.load_data()
         trained = train(
@@ -129,6 +132,7 @@ class TrainingRun(LeasedRun):
     def on_epoch(self, report: EpochReport) -> None:
         if not self.epochs.add(report):
             self.lose_lease()
+        metrics.record_gpu(self.resources.worker_id)
         self.publish(PROGRESS, self.epochs.progress)
         for warning in self.epochs.new_warnings:
             self.publish(WARNING, {"epoch": report.epoch, **warning})
