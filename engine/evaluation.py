@@ -17,6 +17,7 @@ import warnings
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import torch
 from sklearn.metrics import (
     accuracy_score,
@@ -30,7 +31,10 @@ from sklearn.metrics import (
 )
 from torch import nn
 
-from engine.pipeline import Pipeline, class_probabilities
+from engine.data.arrays.dataset import ArrayData
+from engine.data.ingest.table import logical_type
+from engine.data.preprocess.encoding import NumericFeature
+from engine.pipeline import ArrayPipeline, Pipeline, WindowPipeline, class_probabilities
 from engine.spec import Spec
 from engine.training.preparation import Dataset, encode_held_out
 
@@ -95,6 +99,50 @@ def evaluate_dataset(
         report["notes"] = ["not evaluated: the dataset has no rows the model can score"]
     report["notes"] = [*notes, *report["notes"]]
     return report
+
+
+def scoring_mismatch(spec: Spec, pipeline: Pipeline, data: Dataset) -> str | None:
+    """Why a trained model cannot be scored on `data` (None when it can): another kind of
+    data, a column it reads (or the target) missing or of the wrong type, arrays of another
+    shape, no labels."""
+    if isinstance(pipeline, ArrayPipeline):
+        if not isinstance(data, ArrayData):
+            return "the model reads arrays; the dataset is a table"
+        preprocessor = pipeline.preprocessor
+        if data.kind != preprocessor.kind:
+            return f"the model reads {preprocessor.kind}s; the dataset holds {data.kind}s"
+        if list(data.x.shape[1:]) != preprocessor.source_shape:
+            return (
+                f"x has shape {list(data.x.shape[1:])} per row; the model reads "
+                f"{preprocessor.source_shape}"
+            )
+        if spec.task != "reconstruction" and data.y is None:
+            return "the dataset has no `y` array to score against"
+        if spec.task == "classification" and data.classes is None:
+            return "array `y` holds real numbers; the model predicts class labels"
+        return None
+    if not isinstance(data, pa.Table):
+        return f"the model reads table rows; the dataset holds {data.kind} arrays"
+    if isinstance(pipeline, WindowPipeline):
+        numeric = list(pipeline.scaler.channels)
+        read = numeric
+    else:
+        features = pipeline.preprocessor.features
+        numeric = [f.name for f in features if isinstance(f, NumericFeature)]
+        read = [f.name for f in features]
+        if spec.target is not None:
+            read = [*read, spec.target]
+            if spec.task == "regression":
+                numeric = [*numeric, spec.target]
+    missing = [name for name in read if name not in data.column_names]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        return f"the dataset lacks column {missing[0]!r}{more} that the model reads"
+    for name in numeric:
+        kind = logical_type(data.schema.field(name).type)
+        if kind == "categorical" and not pa.types.is_null(data.schema.field(name).type):
+            return f"column {name!r} holds text; the model reads numbers there"
+    return None
 
 
 def per_horizon_errors(truth: np.ndarray, predicted: np.ndarray) -> list[dict[str, float]]:
