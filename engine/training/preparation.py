@@ -226,18 +226,22 @@ def _prepare_table(
         codes[:n_train],
         {"validation": codes[n_train : n_train + n_val], "test": codes[n_train + n_val :]},
     )
-    held = {"validation": table.take(split.validation), "test": table.take(split.test)}
+    held = {
+        name: _encode_rows(spec, pipeline, table.take(rows))
+        for name, rows in (("validation", split.validation), ("test", split.test))
+    }
     for name, rows in _given_parts(given).items():
-        held[name] = drop_missing_target(rows, spec.target)
-        notes += _given_repeats(name, *_given_table_codes(train_rows, held[name], compared))
-    parts = [
-        _encode_rows(spec, pipeline, rows)
-        for rows in (train_rows, held["validation"], held["test"])
-    ]
+        kept = drop_missing_target(rows, spec.target)
+        notes += _given_repeats(name, *_given_table_codes(train_rows, kept, compared))
+        x, y, more = encode_held_out(spec, pipeline, rows)
+        held[name] = (x, y)
+        notes += [f"{name} dataset: {note}" for note in more]
     return _tensors(
         spec,
         pipeline,
-        *parts,
+        _encode_rows(spec, pipeline, train_rows),
+        held["validation"],
+        held["test"],
         kind="table",
         wants_validation=spec.data.split.validation > 0 or given.validation is not None,
         target_scale=pipeline.preprocessor.target.scale,
@@ -396,7 +400,9 @@ def _prepare_arrays(
     )
     held = {"validation": validation, "test": test}
     for name, other in _given_parts(given).items():
-        held[name] = encode_held_out(spec, pipeline, other)[:2]
+        x_given, y_given, more = encode_held_out(spec, pipeline, other)
+        held[name] = (x_given, y_given)
+        notes += [f"{name} dataset: {note}" for note in more]
         notes += _given_repeats(name, *_given_array_codes(spec, data, split.train, other))
     return _tensors(
         spec,

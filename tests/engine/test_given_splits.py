@@ -194,3 +194,14 @@ def test_a_model_refuses_a_dataset_of_another_kind():
             _arrays(10, 0, ["a", "b"]),
             torch.device("cpu"),
         )
+
+
+def test_given_rows_of_an_unseen_class_or_no_target_are_left_out_with_a_note():
+    table = pa.table(mixed_classification(n=100))
+    rows = mixed_classification(n=20, seed=5)
+    rows["label"] = ["maybe"] * 3 + [None] * 2 + rows["label"][5:]
+    spec = _spec(training=NO_STOPPING, data={"split": {"validation": 0}})
+    prepared = prepare(spec, table, given=GivenSplits(test=pa.table(rows)))
+    assert prepared.rows["test"] == 15
+    assert "test dataset: 2 rows with no target were left out" in prepared.notes
+    assert "test dataset: 3 rows of a class the model never saw were left out" in prepared.notes
