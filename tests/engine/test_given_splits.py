@@ -205,3 +205,14 @@ def test_given_rows_of_an_unseen_class_or_no_target_are_left_out_with_a_note():
     assert prepared.rows["test"] == 15
     assert "test dataset: 2 rows with no target were left out" in prepared.notes
     assert "test dataset: 3 rows of a class the model never saw were left out" in prepared.notes
+
+
+def test_cross_validation_then_a_final_refit_on_every_non_test_row():
+    table = pa.table(mixed_classification(n=120))
+    spec = _spec(training=NO_STOPPING, data={"split": {"validation": 0, "folds": 3}})
+    trained = train(spec, table)
+    folds = trained.cross_validation["folds"]
+    assert [f["rows"]["validation"] for f in folds] == [0, 0, 0]
+    assert all(f["epochs_run"] == 3 for f in folds)
+    assert trained.rows["validation"] == 0
+    assert trained.rows["train"] + trained.rows["test"] == 120
