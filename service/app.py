@@ -27,6 +27,8 @@ from service.core.queue import JobQueue, create_celery
 from service.core.settings import Settings, load_settings
 from service.core.store import Store
 from service.datasets.router import router as datasets_router
+from service.evaluations.router import model_router as evaluation_model_router
+from service.evaluations.router import router as evaluations_router
 from service.health.router import router as health_router
 from service.jobs.repository import jobs
 from service.jobs.router import router as jobs_router
@@ -85,8 +87,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs_router)
     # Before the models router: its catch-all `GET /{ref}` must not shadow this POST.
     app.include_router(batch_submit_router)
+    app.include_router(evaluation_model_router)
     app.include_router(models_router)
     app.include_router(batch_predictions_router)
+    app.include_router(evaluations_router)
     app.include_router(specs_router)
     app.include_router(studies_router)
     mount_dashboard(app)

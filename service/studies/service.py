@@ -103,6 +103,13 @@ def create_study(
             "objective.metric",
             f"{metric!r} is the cross-validation's mean: the spec needs data.split.folds",
         )
+    if metric.startswith("val_") and body.spec.data.split.validation == 0:
+        # Trials would train with no validation rows, so with no value to report.
+        raise invalid_field(
+            "objective.metric",
+            f"{metric!r} is measured on validation rows, and the spec's data.split.validation "
+            "is 0: keep a validation split, or optimise a cv_ metric with data.split.folds",
+        )
     direction = body.objective.direction or ("maximize" if metric in MAXIMISED else "minimize")
     max_trials = body.max_trials
     if body.sampler == "grid":
