@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from client.sdk import ApiError, Client
+from client import ApiError, Client, Resource
 
 API_ERROR, NOT_SUCCEEDED, UNREACHABLE = 1, 3, 4
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -86,7 +86,7 @@ def calling(url: str, key: str) -> Iterator[Client]:
         with Client(url, key) as client:
             yield client
     except ApiError as exc:
-        err.print(f"[red]error {exc.status} {exc.code}:[/red] {str(exc).split(': ', 1)[-1]}")
+        err.print(f"[red]error {exc.status} {exc.code}:[/red] {exc.message}")
         if exc.details:
             err.print(json.dumps(exc.details, indent=2))
         raise typer.Exit(API_ERROR) from None
@@ -97,9 +97,18 @@ def calling(url: str, key: str) -> Iterator[Client]:
 
 def emit(answer: Any, as_json: bool, render: Callable[[Any], None]) -> None:
     if as_json:
-        print(json.dumps(answer, indent=2, default=str))
+        print(json.dumps(as_sent(answer), indent=2, default=str))
     else:
         render(answer)
+
+
+def as_sent(answer: Any) -> Any:
+    """The SDK's models (and lists of them) back into the JSON the API sent."""
+    if isinstance(answer, Resource):
+        return answer.to_json()
+    if isinstance(answer, list):
+        return [as_sent(item) for item in answer]
+    return answer
 
 
 def table_of(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
@@ -552,7 +561,7 @@ def models_predict(
     instances = read_json(rows, "rows")
     with api_client() as client:
         predictions = client.predict(model, instances)
-    emit(predictions, as_json, lambda p: [out.print(json.dumps(row)) for row in p])
+    emit(predictions, as_json, lambda p: [out.print(json.dumps(as_sent(row))) for row in p])
 
 
 @models.command("export")
