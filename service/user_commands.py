@@ -1,6 +1,7 @@
 """The user's commands of `trainyard` (beside `run`, `api` and `worker`): datasets, specs,
-jobs, studies, models and keys, over the HTTP API through the SDK; and the admin's `projects`
-and `keys create --project`, with the service's admin key from `TRAINYARD_ADMIN_KEY`.
+jobs, studies, models and the project's keys (`keys list`, `keys revoke`), over the HTTP API
+through the SDK; and the admin's `projects` and `keys create --project`, with the service's
+admin key from `TRAINYARD_ADMIN_KEY`.
 
 `trainyard login --url URL --key KEY` saves where and who (a file readable by its owner only,
 `~/.config/trainyard/config.json` or `$TRAINYARD_CONFIG`); `TRAINYARD_URL` and
@@ -600,7 +601,11 @@ def models_alias(
 # ---- the admin's: projects and their first keys -------------------------------------------
 
 projects = typer.Typer(help="Create projects (needs TRAINYARD_ADMIN_KEY).", no_args_is_help=True)
-keys = typer.Typer(help="API keys of a project (needs TRAINYARD_ADMIN_KEY).", no_args_is_help=True)
+keys = typer.Typer(
+    help="API keys: list and revoke your project's; create one for any project "
+    "(create needs TRAINYARD_ADMIN_KEY).",
+    no_args_is_help=True,
+)
 UrlOption = Annotated[
     str, typer.Option("--url", envvar="TRAINYARD_URL", help="The service's address.")
 ]
@@ -654,6 +659,34 @@ def keys_create(
             f"{k['id']}  {k['name']}\nAPI key (shown once): [bold]{k['secret']}[/bold]"
         ),
     )
+
+
+@keys.command("list")
+def keys_list(as_json: JsonOption = False) -> None:
+    """The keys of the signed-in project: never their secrets, only their first characters."""
+    with api_client() as client:
+        listed = client.list_keys()
+    emit(
+        listed,
+        as_json,
+        lambda k: out.print(
+            table_of(
+                "API keys",
+                ["id", "name", "prefix", "created", "revoked"],
+                [[r.id, r.name, r.prefix, r.created_at, r.revoked_at] for r in k.items],
+            )
+        ),
+    )
+
+
+@keys.command("revoke")
+def keys_revoke(key_id: str, as_json: JsonOption = False) -> None:
+    """Revoke one of the signed-in project's keys: it is refused from the next request on.
+    Revoking a revoked key is no error; the project's last active key cannot be revoked
+    (exit 1)."""
+    with api_client() as client:
+        key = client.revoke_key(key_id)
+    emit(key, as_json, lambda k: out.print(f"{k.id}  {k.name}: revoked at {k.revoked_at}"))
 
 
 def register(cli: typer.Typer) -> None:
