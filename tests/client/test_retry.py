@@ -4,7 +4,7 @@ behaviours through a real server are in tests/e2e/test_sdk.py)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -182,3 +182,33 @@ def test_calls_describe_their_safety() -> None:
     assert not post("/x", read).resendable
     assert post("/x", read, "key").resendable
     assert Call("DELETE", "/x", read, resendable=True).resendable
+
+
+def test_a_dropped_stream_reconnects_from_the_last_event_id() -> None:
+    def body(*events: str, drop: bool) -> Iterator[bytes]:
+        for event in events:
+            yield event.encode()
+        if drop:
+            raise httpx.RemoteProtocolError("peer closed connection")
+
+    first = body('id: 1\nevent: progress\ndata: {"epoch": 1}\n\n', ": ping\n\n", drop=True)
+    rest = body(
+        'id: 2\nevent: progress\ndata: {"epoch": 2}\n\n',
+        "id: 3\nevent: end\ndata: {}\n\n",
+        drop=False,
+    )
+    script = Script(
+        httpx.Response(200, stream=Stream(first)), httpx.Response(200, stream=Stream(rest))
+    )
+    events = list(client_for(script).stream_job("job_1"))
+    assert [e.id for e in events] == ["1", "2", "3"] and events[-1].type == "end"
+    assert "Last-Event-ID" not in script.requests[0].headers
+    assert script.requests[1].headers["Last-Event-ID"] == "1"
+
+
+class Stream(httpx.SyncByteStream):
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks = chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.chunks
