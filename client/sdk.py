@@ -210,8 +210,14 @@ class Operations:
     def _send(self, call: Call[T]) -> T:
         raise NotImplementedError
 
-    def _wait(self, fetch: Callable[[], Any], done: Callable[[Any], bool], timeout: float,
-              poll: float, what: str) -> Any:  # fmt: skip
+    def _wait(
+        self,
+        fetch: Callable[[], Any],
+        done: Callable[[Any], bool],
+        timeout: float,
+        poll: float,
+        what: str,
+    ) -> Any:
         raise NotImplementedError
 
     def _iterate(self, list_page: Callable[..., Any], page_size: int, **filters: Any) -> Any:
@@ -569,8 +575,14 @@ class Client(Operations):
                     return answer_of(call, response)
             time.sleep(wait)
 
-    def _wait(self, fetch: Callable[[], Any], done: Callable[[Any], bool], timeout: float,
-              poll: float, what: str) -> Any:  # fmt: skip
+    def _wait(
+        self,
+        fetch: Callable[[], Any],
+        done: Callable[[Any], bool],
+        timeout: float,
+        poll: float,
+        what: str,
+    ) -> Any:
         deadline = time.monotonic() + timeout
         while True:
             resource = fetch()
@@ -580,8 +592,9 @@ class Client(Operations):
                 raise TimeoutError(f"{what} still {resource.status} after {timeout} s")
             time.sleep(poll)
 
-    def _iterate(self, list_page: Callable[..., Page[T]], page_size: int, **filters: Any
-                 ) -> Iterator[T]:  # fmt: skip
+    def _iterate(
+        self, list_page: Callable[..., Page[T]], page_size: int, **filters: Any
+    ) -> Iterator[T]:
         offset: int | None = 0
         while offset is not None:
             page = list_page(limit=page_size, offset=offset, **filters)
@@ -662,7 +675,7 @@ class AsyncClient(Operations):
     async def __aexit__(self, *_: object) -> None:
         await self.aclose()
 
-    async def _send(self, call: Call[T]) -> T:  # type: ignore[override]
+    async def _send(self, call: Call[T]) -> T:
         attempt = 0
         while True:
             attempt += 1
@@ -678,8 +691,14 @@ class AsyncClient(Operations):
                     return answer_of(call, response)
             await asyncio.sleep(wait)
 
-    async def _wait(self, fetch: Callable[[], Any], done: Callable[[Any], bool],  # type: ignore[override]
-                    timeout: float, poll: float, what: str) -> Any:  # fmt: skip
+    async def _wait(
+        self,
+        fetch: Callable[[], Any],
+        done: Callable[[Any], bool],
+        timeout: float,
+        poll: float,
+        what: str,
+    ) -> Any:
         deadline = time.monotonic() + timeout
         while True:
             resource = await fetch()
@@ -689,8 +708,9 @@ class AsyncClient(Operations):
                 raise TimeoutError(f"{what} still {resource.status} after {timeout} s")
             await asyncio.sleep(poll)
 
-    async def _iterate(self, list_page: Callable[..., Any], page_size: int,  # type: ignore[override]
-                       **filters: Any) -> AsyncIterator[Any]:  # fmt: skip
+    async def _iterate(
+        self, list_page: Callable[..., Any], page_size: int, **filters: Any
+    ) -> AsyncIterator[Any]:
         offset: int | None = 0
         while offset is not None:
             page = await list_page(limit=page_size, offset=offset, **filters)
@@ -698,7 +718,7 @@ class AsyncClient(Operations):
                 yield item
             offset = next_offset(page, offset)
 
-    async def stream_events(  # type: ignore[override]
+    async def stream_events(
         self, path: str, last_event_id: str | None = None, reconnects: int = 5
     ) -> AsyncIterator[Event]:
         """As `Client.stream_events`: reconnects with `Last-Event-ID` until `end`."""
