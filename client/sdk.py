@@ -71,7 +71,6 @@ __all__ = [
 
 T = TypeVar("T")
 R = TypeVar("R", bound=Resource)
-SAFE_METHODS = ("GET", "HEAD", "PUT", "DELETE")
 
 
 # ---- one request, described once -------------------------------------------------------------
@@ -126,7 +125,7 @@ def one(model: type[R]) -> Callable[[httpx.Response], R]:
 
 
 def page_of(model: type[R]) -> Callable[[httpx.Response], Page[R]]:
-    return lambda response: Page[model].model_validate(response.json())  # type: ignore[valid-type]
+    return lambda response: Page[model].model_validate(response.json())
 
 
 def content(response: httpx.Response) -> bytes:
@@ -168,17 +167,16 @@ class Retry:
             never_sent = isinstance(error, httpx.ConnectError | httpx.ConnectTimeout)
             return self.backoff_after(attempt) if never_sent or call.resendable else None
         assert response is not None
-        if response.status_code == 429:
-            asked = retry_after_seconds(response.headers)
-            if asked is None:
-                return self.backoff_after(attempt)
-            if asked > self.max_retry_after:
-                return None
-            # A little jitter on top, so clients told the same second do not return together.
-            return asked + random.uniform(0, min(1.0, self.backoff))
-        if response.status_code == 503 and call.resendable:
+        retryable = response.status_code == 429 or (response.status_code == 503 and call.resendable)
+        if not retryable:
+            return None
+        asked = retry_after_seconds(response.headers)
+        if asked is None:
             return self.backoff_after(attempt)
-        return None
+        if asked > self.max_retry_after:
+            return None
+        # A little jitter on top, so clients told the same second do not all return together.
+        return asked + random.uniform(0, min(1.0, self.backoff))
 
     def backoff_after(self, attempt: int) -> float:
         return random.uniform(0, min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))
