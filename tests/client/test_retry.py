@@ -212,3 +212,28 @@ class Stream(httpx.SyncByteStream):
 
     def __iter__(self) -> Iterator[bytes]:
         return self.chunks
+
+
+def test_the_async_stream_reconnects_the_same_way() -> None:
+    class AsyncStream(httpx.AsyncByteStream):
+        def __init__(self, *events: str, drop: bool) -> None:
+            self.events, self.drop = events, drop
+
+        async def __aiter__(self):
+            for event in self.events:
+                yield event.encode()
+            if self.drop:
+                raise httpx.ReadError("connection reset")
+
+    script = Script(
+        httpx.Response(200, stream=AsyncStream("id: 7\nevent: log\ndata: {}\n\n", drop=True)),
+        httpx.Response(200, stream=AsyncStream("id: 8\nevent: end\ndata: {}\n\n", drop=False)),
+    )
+
+    async def main() -> list[str | None]:
+        async with AsyncClient("http://sdk.test", "k", transport=httpx.MockTransport(script)) as c:
+            return [event.id async for event in c.stream_study("stu_1")]
+
+    assert asyncio.run(main()) == ["7", "8"]
+    assert script.requests[1].headers["Last-Event-ID"] == "7"
+    assert script.requests[1].url.path == "/v1/studies/stu_1/events"
