@@ -64,7 +64,7 @@ from sklearn.model_selection import train_test_split
 # Runnable as a script from anywhere, as well as with `python -m bench.study`.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from client import Client  # noqa: E402
+from client import Client, Job, Study  # noqa: E402
 from tests.e2e.fleet import free_port, service_env, stop, trainyard, wait_until_ready  # noqa: E402
 from tests.sample_data import breast_cancer_columns, csv_bytes  # noqa: E402
 
@@ -190,18 +190,18 @@ def test_score(client: Client, model: str, task: Task, batch: int = 256) -> floa
     return float(np.mean([int(a) == int(b) for a, b in zip(labels, task.test_y, strict=True)]))
 
 
-def wall_seconds(started: str, finished: str) -> float:
-    return (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()
+def wall_seconds(started: datetime, finished: datetime) -> float:
+    return (finished - started).total_seconds()
 
 
-def plain_job(client: Client, task: Task, spec: dict[str, Any]) -> dict:
+def plain_job(client: Client, task: Task, spec: dict[str, Any]) -> Job:
     job = client.wait_for_job(client.create_job(task.dataset_id, spec)["id"], 3600, poll=0.5)
     if job["status"] != "succeeded":
         raise RuntimeError(f"{task.name}: default job {job['status']}: {job['error']}")
     return job
 
 
-def run_study(client: Client, task: Task, spec: dict | None = None, **options: Any) -> dict:
+def run_study(client: Client, task: Task, spec: dict | None = None, **options: Any) -> Study:
     study = client.create_study(
         task.dataset_id, spec or task.spec, options.pop("space", task.space), **options
     )
