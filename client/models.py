@@ -137,6 +137,8 @@ class Job(Resource):
     report: dict[str, Any] | None = None
     study_id: str | None = None
     trial_number: int | None = None
+    validation_dataset_id: str | None = None
+    test_dataset_id: str | None = None
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -298,6 +300,29 @@ class BatchPrediction(Resource):
     progress: BatchProgress = Field(default_factory=BatchProgress)
     error: JobError | None = None
     result_url: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+
+class Evaluation(Resource):
+    """A model scored on a stored labelled dataset; `report` once succeeded (the metrics of
+    a job's test report)."""
+
+    id: str = ""
+    status: str = ""
+    model_id: str = ""
+    model_name: str = ""
+    model_version: int = 0
+    dataset_id: str = ""
+    attempts: int = 0
+    cancel_requested: bool = False
+    report: dict[str, Any] | None = None
+    error: JobError | None = None
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None

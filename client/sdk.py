@@ -38,6 +38,7 @@ from client.models import (
     Dataset,
     DatasetProfile,
     Encoding,
+    Evaluation,
     Health,
     Job,
     JobComparison,
@@ -279,9 +280,20 @@ class Operations:
     # ---- jobs ----
 
     def create_job(
-        self, dataset_id: str, spec: dict[str, Any], idempotency_key: str | None = None
+        self,
+        dataset_id: str,
+        spec: dict[str, Any],
+        idempotency_key: str | None = None,
+        validation_dataset_id: str | None = None,
+        test_dataset_id: str | None = None,
     ) -> Job:
-        body = {"dataset_id": dataset_id, "spec": spec}
+        """Queue training on `dataset_id`; a given validation or test dataset replaces that
+        split (the training set is then used whole for what is given)."""
+        body: dict[str, Any] = {"dataset_id": dataset_id, "spec": spec}
+        if validation_dataset_id is not None:
+            body["validation_dataset_id"] = validation_dataset_id
+        if test_dataset_id is not None:
+            body["test_dataset_id"] = test_dataset_id
         return self._send(post("/v1/jobs", one(Job), self._key(idempotency_key), json=body))
 
     def list_jobs(self, status: str | None = None, limit: int = 50, offset: int = 0) -> Page[Job]:
@@ -467,6 +479,72 @@ class Operations:
         self, batch_id: str, last_event_id: str | None = None
     ) -> Iterator[Event]:
         return self.stream_events(f"/v1/batch-predictions/{batch_id}/events", last_event_id)
+
+    # ---- evaluations ----
+
+    def create_evaluation(
+        self, model: str, dataset_id: str, idempotency_key: str | None = None
+    ) -> Evaluation:
+        """Queue the scoring of `model` on every row of a stored labelled dataset."""
+        path = f"/v1/models/{model}/evaluations"
+        key = self._key(idempotency_key)
+        return self._send(post(path, one(Evaluation), key, json={"dataset_id": dataset_id}))
+
+    def list_model_evaluations(
+        self, model: str, dataset_id: str | None = None, limit: int = 50, offset: int = 0
+    ) -> Page[Evaluation]:
+        """The evaluations of one model version; with `dataset_id`, on one hold-out."""
+        params = paging(limit, offset, dataset_id=dataset_id)
+        path = f"/v1/models/{model}/evaluations"
+        return self._send(get(path, page_of(Evaluation), params=params))
+
+    def list_evaluations(
+        self,
+        model_id: str | None = None,
+        dataset_id: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page[Evaluation]:
+        params = paging(limit, offset, model_id=model_id, dataset_id=dataset_id, status=status)
+        return self._send(get("/v1/evaluations", page_of(Evaluation), params=params))
+
+    def iter_evaluations(
+        self,
+        model_id: str | None = None,
+        dataset_id: str | None = None,
+        status: str | None = None,
+        page_size: int = 100,
+    ) -> Iterator[Evaluation]:
+        return self._iterate(
+            self.list_evaluations,
+            page_size,
+            model_id=model_id,
+            dataset_id=dataset_id,
+            status=status,
+        )
+
+    def get_evaluation(self, evaluation_id: str) -> Evaluation:
+        return self._send(get(f"/v1/evaluations/{evaluation_id}", one(Evaluation)))
+
+    def cancel_evaluation(self, evaluation_id: str) -> Evaluation:
+        return self._send(post(f"/v1/evaluations/{evaluation_id}/cancel", one(Evaluation)))
+
+    def wait_for_evaluation(
+        self, evaluation_id: str, timeout: float = 600.0, poll: float = 0.1
+    ) -> Evaluation:
+        return self._wait(
+            lambda: self.get_evaluation(evaluation_id),
+            lambda e: e.finished,
+            timeout,
+            poll,
+            f"evaluation {evaluation_id}",
+        )
+
+    def stream_evaluation(
+        self, evaluation_id: str, last_event_id: str | None = None
+    ) -> Iterator[Event]:
+        return self.stream_events(f"/v1/evaluations/{evaluation_id}/events", last_event_id)
 
     # ---- keys of this client's project ----
 

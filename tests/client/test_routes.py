@@ -29,6 +29,7 @@ METHOD_OF = {
     "delete_model_alias": "delete_alias",
     "get_batch_prediction_result": "batch_prediction_result",
     "stream_batch_prediction_events": "stream_batch_prediction",
+    "stream_evaluation_events": "stream_evaluation",
 }
 
 OPERATIONS = [
