@@ -38,6 +38,7 @@ from engine.errors import DataError, SpecMismatch
 from engine.models import DEFAULT_MAX_PARAMETERS, ModelSummary, default_model_config, describe_model
 from engine.pipeline import ArrayPipeline, Pipeline, TablePipeline, WindowPipeline
 from engine.spec import Spec
+from engine.spec.model import EmbeddingLayer, LayersConfig
 from engine.spec.training import check_loss_for_task
 
 Dataset = pa.Table | ArrayData
@@ -303,7 +304,9 @@ def _prepare_arrays(spec: Spec, data: ArrayData, fit_only: bool, fold: int | Non
         raise SpecMismatch("task", "forecasting reads a CSV time series, not arrays")
     labels = data.y if spec.task == "classification" else None
     split = _split(spec, data.n, fold, labels)
-    preprocessor = fit_array_preprocessor(data, split.train, spec.data.image_size, spec.task)
+    preprocessor = fit_array_preprocessor(
+        data, split.train, spec.data.image_size, spec.task, codes=_embeds_codes(spec, data)
+    )
     pipeline = ArrayPipeline(preprocessor)
     if fit_only:
         return _fitted(pipeline)
@@ -326,6 +329,29 @@ def _prepare_arrays(spec: Spec, data: ArrayData, fit_only: bool, fold: int | Non
         leakage=leakage,
         notes=notes,
     )
+
+
+def _embeds_codes(spec: Spec, data: ArrayData) -> bool:
+    """Whether x holds the integer codes of a layers list's first `embedding` (token ids):
+    they must reach it as they are, not standardised. Codes outside the table are refused."""
+    model = spec.model
+    if not isinstance(model, LayersConfig) or not isinstance(model.layers[0], EmbeddingLayer):
+        return False
+    layer = model.layers[0]
+    if data.kind != "vector":
+        raise SpecMismatch(
+            "model.layers[0].type", f"embedding takes a vector of codes [T]; x holds {data.kind}s"
+        )
+    x = data.x
+    if x.size and (
+        not np.array_equal(x, np.round(x)) or x.min() < 0 or x.max() >= layer.num_embeddings
+    ):
+        raise SpecMismatch(
+            "model.layers[0].num_embeddings",
+            f"x must hold integer codes 0..{layer.num_embeddings - 1}; it holds values from "
+            f"{float(x.min()):g} to {float(x.max()):g}",
+        )
+    return True
 
 
 def _refuse_split_columns(spec: Spec, reason: str) -> None:

@@ -138,11 +138,13 @@ def fit_array_preprocessor(
     train_index: np.ndarray,
     image_size: tuple[int, int] | None = None,
     task: str | None = None,
+    codes: bool = False,
 ) -> ArrayPreprocessor:
     """Statistics from the training rows only, so nothing leaks from held-out rows.
 
     `task` picks the target encoding (classification, regression, reconstruction); None infers
-    it from y: labels -> classes, numbers -> numeric, no y -> none.
+    it from y: labels -> classes, numbers -> numeric, no y -> none. `codes`: x holds integer
+    codes for an embedding layer (token ids, 0 often padding), passed through unscaled.
     """
     train_index = np.asarray(train_index, dtype=np.int64)
     if train_index.size == 0:
@@ -170,7 +172,11 @@ def fit_array_preprocessor(
         image_value_max=value_max,
         target=_fit_target(data, train_index, task),
     )
-    preprocessor.mean, preprocessor.std = _channel_stats(preprocessor, data.x, train_index)
+    if codes:
+        width = source_shape[-1] if data.kind != "image" else source_shape[0]
+        preprocessor.mean, preprocessor.std = [0.0] * width, [1.0] * width
+    else:
+        preprocessor.mean, preprocessor.std = _channel_stats(preprocessor, data.x, train_index)
     return preprocessor
 
 
