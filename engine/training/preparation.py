@@ -24,7 +24,16 @@ from engine.data.preprocess.checks import check_spec_against_schema, require_def
 from engine.data.preprocess.cleaning import clean_training_rows, drop_missing_target
 from engine.data.preprocess.columns import resolve_features
 from engine.data.preprocess.fit import fit_preprocessor
-from engine.data.sampling import check_sampling, class_counts, resample
+from engine.data.sampling import (
+    Block,
+    check_sampling,
+    check_synthesis,
+    class_counts,
+    resample,
+    synthesise,
+    table_blocks,
+    vector_blocks,
+)
 from engine.data.split import (
     SplitIndices,
     cross_validation_splits,
@@ -38,6 +47,7 @@ from engine.errors import DataError, SpecMismatch
 from engine.models import DEFAULT_MAX_PARAMETERS, ModelSummary, default_model_config, describe_model
 from engine.pipeline import ArrayPipeline, Pipeline, TablePipeline, WindowPipeline
 from engine.spec import Spec
+from engine.spec.data import SYNTHETIC_METHODS
 from engine.spec.model import EmbeddingLayer, LayersConfig
 from engine.spec.training import check_loss_for_task
 
@@ -147,6 +157,10 @@ def _prepare_table(spec: Spec, table: pa.Table, fit_only: bool, fold: int | None
     train_rows, dropped = clean_training_rows(spec, table.take(split.train))
 
     pipeline = TablePipeline(fit_preprocessor(spec, train_rows))
+    blocks = table_blocks(pipeline.preprocessor.features)
+    if spec.data.sampling.method in SYNTHETIC_METHODS:
+        train_labels = pipeline.preprocessor.encode_target(train_rows.column(spec.target))
+        check_synthesis(spec, blocks, train_labels)
     if fit_only:
         return _fitted(pipeline)
     # The leakage guard compares raw values of the input columns and the target.
@@ -181,6 +195,7 @@ def _prepare_table(spec: Spec, table: pa.Table, fit_only: bool, fold: int | None
         dropped=dropped,
         leakage=leakage,
         notes=notes,
+        blocks=blocks,
     )
 
 
@@ -308,6 +323,9 @@ def _prepare_arrays(spec: Spec, data: ArrayData, fit_only: bool, fold: int | Non
         data, split.train, spec.data.image_size, spec.task, codes=_embeds_codes(spec, data)
     )
     pipeline = ArrayPipeline(preprocessor)
+    blocks = vector_blocks(data.x.shape[1]) if data.kind == "vector" else None
+    if spec.data.sampling.method in SYNTHETIC_METHODS:
+        check_synthesis(spec, blocks, preprocessor.encode_target(data)[split.train])
     if fit_only:
         return _fitted(pipeline)
     # The leakage guard compares the stored x (and y) bytes, before any scaling.
@@ -328,6 +346,7 @@ def _prepare_arrays(spec: Spec, data: ArrayData, fit_only: bool, fold: int | Non
         target_scale=preprocessor.target.scale,
         leakage=leakage,
         notes=notes,
+        blocks=blocks,
     )
 
 
@@ -378,7 +397,9 @@ def _tensors(
     dropped: dict[str, int] | None = None,
     leakage: dict[str, int] | None = None,
     notes: list[str] | None = None,
+    blocks: list[Block] | None = None,
 ) -> PreparedData:
+    """`blocks`: the encoded input's feature blocks, for smote/smotenc/smoten."""
     classification = spec.task == "classification"
     parts = []
     for x, y in (train, validation, test):
@@ -396,15 +417,23 @@ def _tensors(
     if classification and method != "none":
         x, y = parts[0]
         classes = pipeline.classes()
-        picked = resample(y, method, spec.seed)
-        if picked is not None:
-            parts[0] = (x[picked], y[picked])
+        if method in SYNTHETIC_METHODS:
+            if blocks is None:  # pragma: no cover - check_synthesis refused it already
+                raise SpecMismatch("data.sampling.method", f"{method} needs feature vectors")
+            k = spec.data.sampling.k_neighbors
+            parts[0] = synthesise(x, y, method, k, spec.seed, blocks)
+        else:
+            picked = resample(y, method, spec.seed)
+            if picked is not None:
+                parts[0] = (x[picked], y[picked])
         after = parts[0][1]
         sampling = {
             "method": method,
             "before": class_counts(y, classes),
             "after": class_counts(after, classes),
         }
+        if method in SYNTHETIC_METHODS:
+            sampling["synthetic"] = len(after) - len(y)
     tensors = [torch.from_numpy(np.ascontiguousarray(array)) for pair in parts for array in pair]
     rows = {
         name: len(pair[0])
