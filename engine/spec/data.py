@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from engine.spec.base import SpecModel
 
@@ -204,11 +204,13 @@ class SamplingConfig(SpecModel):
         "towards; every class needs at least k_neighbors + 1 training rows.",
     )
 
-    @model_validator(mode="after")
-    def _neighbours_for_smote(self) -> SamplingConfig:
-        if self.k_neighbors != 5 and self.method not in SYNTHETIC_METHODS:
+    # A field validator, so the error names spec.data.sampling.k_neighbors.
+    @field_validator("k_neighbors")
+    @classmethod
+    def _neighbours_for_smote(cls, k_neighbors: int, info: ValidationInfo) -> int:
+        if k_neighbors != 5 and info.data.get("method") not in SYNTHETIC_METHODS:
             raise ValueError("k_neighbors applies to methods smote, smotenc and smoten only")
-        return self
+        return k_neighbors
 
 
 SYNTHETIC_METHODS = ("smote", "smotenc", "smoten")

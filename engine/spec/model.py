@@ -16,6 +16,8 @@ from typing import Annotated, Literal
 from pydantic import (
     Field,
     Tag,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -162,14 +164,14 @@ class EmbeddingLayer(SpecModel):
         "layers keep the sequence length).",
     )
 
-    @model_validator(mode="after")
-    def _padding_is_a_code(self) -> EmbeddingLayer:
-        if self.padding_idx is not None and self.padding_idx >= self.num_embeddings:
-            raise ValueError(
-                f"padding_idx {self.padding_idx} is not a code below num_embeddings "
-                f"{self.num_embeddings}"
-            )
-        return self
+    # Field validators (not model validators), so an error names the field.
+    @field_validator("padding_idx")
+    @classmethod
+    def _padding_is_a_code(cls, padding_idx: int | None, info: ValidationInfo) -> int | None:
+        size = info.data.get("num_embeddings")
+        if padding_idx is not None and size is not None and padding_idx >= size:
+            raise ValueError(f"padding_idx {padding_idx} is not a code below num_embeddings {size}")
+        return padding_idx
 
 
 class SelfAttentionLayer(SpecModel):
@@ -336,11 +338,12 @@ class RNNConfig(SpecModel):
     )
     init: Init = Field(default="default", description=INIT_DESCRIPTION)
 
-    @model_validator(mode="after")
-    def _heads_with_self_attention(self) -> RNNConfig:
-        if self.attention_heads != 1 and self.attention != "self":
+    @field_validator("attention_heads")
+    @classmethod
+    def _heads_with_self_attention(cls, heads: int, info: ValidationInfo) -> int:
+        if heads != 1 and info.data.get("attention") != "self":
             raise ValueError("attention_heads applies to attention 'self' only")
-        return self
+        return heads
 
 
 class AutoencoderConfig(SpecModel):
