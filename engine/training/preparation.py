@@ -88,6 +88,12 @@ def dry_run(
     The pipeline is fitted on the whole training split (so every class and category counts)
     but no tensors are built: that is the costly part of preparing data."""
     pipeline = prepare(spec, data, fit_only=True).pipeline
+    folds = spec.data.split.folds
+    if folds is not None and spec.data.sampling.method in SYNTHETIC_METHODS:
+        # Each fold resamples its own training rows, fewer than the final split's: a class
+        # too small for k_neighbors there would fail the job after it was accepted.
+        for fold in range(folds):
+            prepare(spec, data, fit_only=True, fold=fold)
     spec = resolve_spec(spec, pipeline)
     return spec, describe_model(
         spec,

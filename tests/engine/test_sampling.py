@@ -11,6 +11,7 @@ from engine.data.arrays.dataset import ArrayData
 from engine.data.sampling import resample
 from engine.errors import SpecMismatch
 from engine.spec import Spec
+from engine.spec.data import SplitConfig
 from engine.training.preparation import dry_run, prepare
 from engine.training.recipe import train
 
@@ -244,3 +245,15 @@ def test_smote_on_vector_arrays_and_not_on_sequences():
     sequences = ArrayData(rng.normal(size=(100, 4, 2)).astype(np.float32), y, [0, 1], "sequence")
     with pytest.raises(SpecMismatch, match="use oversample"):
         dry_run(spec, sequences)
+
+
+def test_the_dry_run_checks_k_neighbors_on_every_folds_training_rows():
+    table = _imbalanced(n=60)  # 12 rare rows: about 8 in the final training split
+    spec = _smote_spec("smote", k_neighbors=7)
+    dry_run(spec, table)
+    folded = spec.model_copy(
+        update={"data": spec.data.model_copy(update={"split": SplitConfig(folds=3)})}
+    )
+    with pytest.raises(SpecMismatch) as info:
+        dry_run(folded, table)
+    assert info.value.field == "data.sampling.k_neighbors"
