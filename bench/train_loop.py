@@ -50,7 +50,6 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +62,7 @@ from torch.utils.data import DataLoader, TensorDataset
 # Runnable as a script from anywhere, as well as with `python -m bench.train_loop`.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from client import Client  # noqa: E402
+from client import Client, Job  # noqa: E402
 from engine.models import build_model  # noqa: E402
 from engine.spec import Spec  # noqa: E402
 from engine.training.trainer import Trainer  # noqa: E402
@@ -264,7 +263,7 @@ def small_epochs_spec(epochs: int) -> dict[str, Any]:
     }
 
 
-def time_service_job(client: Client, dataset_id: str, epochs: int) -> tuple[float, dict]:
+def time_service_job(client: Client, dataset_id: str, epochs: int) -> tuple[float, Job]:
     """Seconds from the submit to the job's success, by the service's own clock (created_at
     to finished_at). The job is polled only twice a second, as a client watching it would:
     polling as fast as possible would time the API's answers to this bench, which on a small
@@ -274,9 +273,7 @@ def time_service_job(client: Client, dataset_id: str, epochs: int) -> tuple[floa
         time.sleep(0.5)
     assert job["status"] == "succeeded", job["error"]
     assert job["progress"]["epoch"] == epochs, job["progress"]
-    created = datetime.fromisoformat(job["created_at"])
-    finished = datetime.fromisoformat(job["finished_at"])
-    return (finished - created).total_seconds(), job
+    return (job.finished_at - job.created_at).total_seconds(), job
 
 
 def run_handwritten_small(

@@ -1,5 +1,79 @@
-"""Python SDK for the Trainyard API (httpx). Imports nothing from the server packages."""
+"""Python SDK for the Trainyard API (httpx). Imports nothing from the server packages.
 
-from client.sdk import ApiError, Client, Event, parse_events
+`Client` (sync) and `AsyncClient` (asyncio) have the same methods; results are the models of
+client/models.py; refusals raise the ApiError subclasses of client/errors.py."""
 
-__all__ = ["ApiError", "Client", "Event", "parse_events"]
+from client.errors import (
+    ApiError,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    ServerError,
+    ServiceUnavailable,
+    Unauthorized,
+    ValidationError,
+)
+from client.events import Event, parse_events
+from client.models import (
+    Alias,
+    BatchPrediction,
+    Dataset,
+    DatasetProfile,
+    Health,
+    Job,
+    JobMetrics,
+    Key,
+    KeyCreated,
+    Model,
+    ModelName,
+    ModelVersion,
+    Page,
+    Prediction,
+    Project,
+    ProjectCreated,
+    Resource,
+    Study,
+    Trial,
+)
+from client.sdk import AsyncClient, Client, Retry
+
+__all__ = [
+    "Alias",
+    "ApiError",
+    "AsyncClient",
+    "BadRequest",
+    "BatchPrediction",
+    "Client",
+    "Conflict",
+    "Dataset",
+    "DatasetProfile",
+    "Event",
+    "Forbidden",
+    "Health",
+    "Job",
+    "JobMetrics",
+    "Key",
+    "KeyCreated",
+    "Model",
+    "ModelName",
+    "ModelVersion",
+    "NotFound",
+    "Page",
+    "PayloadTooLarge",
+    "Prediction",
+    "Project",
+    "ProjectCreated",
+    "RateLimited",
+    "Resource",
+    "Retry",
+    "ServerError",
+    "ServiceUnavailable",
+    "Study",
+    "Trial",
+    "Unauthorized",
+    "ValidationError",
+    "parse_events",
+]

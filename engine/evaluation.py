@@ -1,22 +1,27 @@
 """Scoring a trained model once on rows it never saw: the test split, or a fold's held-out rows.
 
 The metrics are scikit-learn's, on the model's predictions in the target's own units:
-- classification: accuracy, macro precision / recall / F1, ROC AUC (binary, or one-vs-rest
-  for more classes; left out with a note when a class has no rows to score), and the
-  confusion matrix with its class labels (rows: true class, columns: predicted);
+- classification: accuracy, balanced accuracy, macro precision / recall / F1, ROC AUC
+  (binary, or one-vs-rest for more classes; left out with a note when a class has no rows
+  to score), and the confusion matrix with its class labels (rows: true class, columns:
+  predicted);
 - regression and forecasting: MAE, RMSE and R², every predicted value counted once (a
-  forecast's horizon steps, a multi-output target's outputs);
+  forecast's horizon steps, a multi-output target's outputs); forecasting also per horizon
+  step (`per_horizon`: step 1 is the next value);
 - reconstruction: the mean squared reconstruction error, in standardised input units.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import torch
 from sklearn.metrics import (
     accuracy_score,
+    balanced_accuracy_score,
     confusion_matrix,
     mean_absolute_error,
     precision_recall_fscore_support,
@@ -26,7 +31,12 @@ from sklearn.metrics import (
 )
 from torch import nn
 
-from engine.pipeline import Pipeline, class_probabilities
+from engine.data.arrays.dataset import ArrayData
+from engine.data.ingest.table import logical_type
+from engine.data.preprocess.encoding import NumericFeature
+from engine.pipeline import ArrayPipeline, Pipeline, WindowPipeline, class_probabilities
+from engine.spec import Spec
+from engine.training.preparation import Dataset, encode_held_out
 
 # Predictions run in chunks so that scoring a large split never holds all its activations.
 CHUNK_ELEMENTS = 2**24
@@ -72,7 +82,81 @@ def evaluate(
     inputs = x.numpy()
     predicted = pipeline.decode_values(outputs.reshape(len(x), -1).numpy(), inputs)
     truth = pipeline.decode_values(y.reshape(len(x), -1).numpy(), inputs)
-    return regression_report(truth.reshape(-1), predicted.reshape(-1), rows=len(x))
+    report = regression_report(truth.reshape(-1), predicted.reshape(-1), rows=len(x))
+    if task == "forecasting":
+        report["per_horizon"] = per_horizon_errors(truth, predicted)
+    return report
+
+
+def evaluate_dataset(
+    spec: Spec, pipeline: Pipeline, model: nn.Module, data: Dataset, device: torch.device
+) -> dict[str, Any]:
+    """A trained model scored on a whole labelled dataset it may never have seen (a stored
+    hold-out), with the metrics of its test report; rows it cannot score are noted."""
+    x, y, notes = encode_held_out(spec, pipeline, data)
+    report = evaluate(model, pipeline, spec.task, torch.from_numpy(x), torch.from_numpy(y), device)
+    if report["rows"] == 0:
+        report["notes"] = ["not evaluated: the dataset has no rows the model can score"]
+    report["notes"] = [*notes, *report["notes"]]
+    return report
+
+
+def scoring_mismatch(spec: Spec, pipeline: Pipeline, data: Dataset) -> str | None:
+    """Why a trained model cannot be scored on `data` (None when it can): another kind of
+    data, a column it reads (or the target) missing or of the wrong type, arrays of another
+    shape, no labels."""
+    if isinstance(pipeline, ArrayPipeline):
+        if not isinstance(data, ArrayData):
+            return "the model reads arrays; the dataset is a table"
+        preprocessor = pipeline.preprocessor
+        if data.kind != preprocessor.kind:
+            return f"the model reads {preprocessor.kind}s; the dataset holds {data.kind}s"
+        if list(data.x.shape[1:]) != preprocessor.source_shape:
+            return (
+                f"x has shape {list(data.x.shape[1:])} per row; the model reads "
+                f"{preprocessor.source_shape}"
+            )
+        if spec.task != "reconstruction" and data.y is None:
+            return "the dataset has no `y` array to score against"
+        if spec.task == "classification" and data.classes is None:
+            return "array `y` holds real numbers; the model predicts class labels"
+        return None
+    if not isinstance(data, pa.Table):
+        return f"the model reads table rows; the dataset holds {data.kind} arrays"
+    if isinstance(pipeline, WindowPipeline):
+        numeric = list(pipeline.scaler.channels)
+        read = numeric
+    else:
+        features = pipeline.preprocessor.features
+        numeric = [f.name for f in features if isinstance(f, NumericFeature)]
+        read = [f.name for f in features]
+        if spec.target is not None:
+            read = [*read, spec.target]
+            if spec.task == "regression":
+                numeric = [*numeric, spec.target]
+    missing = [name for name in read if name not in data.column_names]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        return f"the dataset lacks column {missing[0]!r}{more} that the model reads"
+    for name in numeric:
+        kind = logical_type(data.schema.field(name).type)
+        if kind == "categorical" and not pa.types.is_null(data.schema.field(name).type):
+            return f"column {name!r} holds text; the model reads numbers there"
+    return None
+
+
+def per_horizon_errors(truth: np.ndarray, predicted: np.ndarray) -> list[dict[str, float]]:
+    """MAE and RMSE of each forecast step ([N, horizon] in target units): how error grows
+    with the distance ahead."""
+    errors = predicted - truth
+    return [
+        {
+            "step": step + 1,
+            "mae": float(np.abs(errors[:, step]).mean()),
+            "rmse": float(np.sqrt(np.square(errors[:, step]).mean())),
+        }
+        for step in range(errors.shape[1])
+    ]
 
 
 def classification_report(
@@ -86,6 +170,7 @@ def classification_report(
     )
     metrics = {
         "accuracy": float(accuracy_score(labels, predicted)),
+        "balanced_accuracy": _balanced_accuracy(labels, predicted),
         "precision_macro": float(precision),
         "recall_macro": float(recall),
         "f1_macro": float(f1),
@@ -137,6 +222,14 @@ def summarise_folds(folds: list[dict[str, Any]]) -> dict[str, Any]:
         "mean": {n: float(v.mean()) for n, v in values.items()},
         "std": {n: float(v.std()) for n, v in values.items()},
     }
+
+
+def _balanced_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
+    """The mean recall over the classes the rows hold; a class only predicted counts for
+    nothing (scikit-learn warns about it; the note on roc_auc already says it is absent)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "y_pred contains classes not in y_true")
+        return float(balanced_accuracy_score(labels, predicted))
 
 
 def _label(classes: list[Any], index: int) -> Any:

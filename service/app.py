@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp
 
 from service.auth.rate_limit import RateLimiter
 from service.auth.router import projects_router
 from service.auth.router import router as keys_router
+from service.batch_predictions.repository import batch_predictions
 from service.batch_predictions.router import model_router as batch_submit_router
 from service.batch_predictions.router import router as batch_predictions_router
 from service.core.database import create_db_engine, create_session_factory
 from service.core.errors import install_error_handlers
 from service.core.events import create_event_bus
+from service.core.leases import LeasedWorkRepository
 from service.core.lookups import RecentLookups
+from service.core.metrics import HttpMetrics, QueueDepth, StatusCounts, exposition_registry
 from service.core.queue import JobQueue, create_celery
 from service.core.settings import Settings, load_settings
 from service.core.store import Store
 from service.datasets.router import router as datasets_router
+from service.evaluations.router import model_router as evaluation_model_router
+from service.evaluations.router import router as evaluations_router
 from service.health.router import router as health_router
+from service.jobs.repository import jobs
 from service.jobs.router import router as jobs_router
 from service.models.cache import ModelCache
 from service.models.lane import PredictLane
@@ -39,8 +47,9 @@ WEB_DIR = Path(__file__).resolve().parents[1] / "web"
 
 class TrainyardAPI(FastAPI):
     def build_middleware_stack(self) -> ASGIApp:
-        # Predict and encode are answered before the middleware stack and the router.
-        return PredictLane(super().build_middleware_stack())
+        # Predict and encode are answered before the middleware stack and the router; every
+        # request, those two included, is counted and timed first.
+        return HttpMetrics(PredictLane(super().build_middleware_stack()))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -67,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.serving = ServingService(app.state.session_factory, app.state.model_cache, settings)
     app.state.key_owners = RecentLookups(settings.lookup_cache_seconds)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+    app.state.metrics_registry = metrics_registry(app, settings)
 
     install_error_handlers(app)
     app.include_router(predict_router)
@@ -77,12 +87,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs_router)
     # Before the models router: its catch-all `GET /{ref}` must not shadow this POST.
     app.include_router(batch_submit_router)
+    app.include_router(evaluation_model_router)
     app.include_router(models_router)
     app.include_router(batch_predictions_router)
+    app.include_router(evaluations_router)
     app.include_router(specs_router)
     app.include_router(studies_router)
     mount_dashboard(app)
     return app
+
+
+def metrics_registry(app: FastAPI, settings: Settings) -> CollectorRegistry:
+    """What `GET /metrics` shows: the processes' metrics, and counts read at scrape time."""
+
+    def counts(repository: LeasedWorkRepository) -> Callable[[], dict[str, int]]:
+        def count() -> dict[str, int]:
+            with app.state.session_factory() as session:
+                return repository.count_by_status(session)
+
+        return count
+
+    queues = {settings.default_queue, *settings.worker_queues.split(",")} - {""}
+    return exposition_registry(
+        StatusCounts("trainyard_jobs", "Training jobs per state (every project).", counts(jobs)),
+        StatusCounts(
+            "trainyard_batch_predictions",
+            "Batch predictions per state (every project).",
+            counts(batch_predictions),
+        ),
+        QueueDepth(app.state.queue.pending, queues),
+    )
 
 
 def mount_dashboard(app: FastAPI) -> None:

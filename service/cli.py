@@ -46,11 +46,29 @@ def prepare(settings: Settings) -> str:
     return secret
 
 
+def share_metrics_dir(settings: Settings) -> Path:
+    """Point prometheus-client's multiprocess mode at this machine's metrics folder (for this
+    process and the ones it starts), so the API's `/metrics` adds up every process's; and
+    prune what processes that are gone left there. Before anything imports prometheus-client:
+    it reads the folder once, when imported (service/core/metrics.py)."""
+    path = settings.resolved_metrics_dir
+    # Metrics without labels open their files as the module defining them is imported.
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    from service.core import metrics
+
+    if str(path) != metrics.MULTIPROCESS_DIR:
+        raise RuntimeError("prometheus-client was imported before its folder was set")
+    metrics.prepare_metrics_dir(path)
+    return path
+
+
 @cli.command()
 def run() -> None:
     """Serve the API and one worker on the embedded default (SQLite, local store, no broker
     server). Ctrl-C stops both."""
     settings = load_settings()
+    metrics_dir = share_metrics_dir(settings)
     secret = prepare(settings)
     env = {**os.environ, "TRAINYARD_DATA_DIR": str(settings.resolved_data_dir)}
     children = {
@@ -83,6 +101,10 @@ def run() -> None:
         time.sleep(0.2)
     if not stop_processes(list(procs.values())):
         exit_code = 1
+    from service.core.metrics import process_exited
+
+    for proc in procs.values():
+        process_exited(proc.pid, metrics_dir)
     raise typer.Exit(exit_code)
 
 
@@ -124,9 +146,10 @@ def api(
 
     import uvicorn
 
+    settings = load_settings()
+    share_metrics_dir(settings)
     from service.app import create_app
 
-    settings = load_settings()
     if migrate:
         prepare(settings)
     app = create_app(settings)
@@ -143,6 +166,9 @@ def api(
         access_log=settings.access_log,
         timeout_graceful_shutdown=10,
     )
+    from service.core.metrics import process_exited
+
+    process_exited(os.getpid())
 
 
 @cli.command()
@@ -151,6 +177,8 @@ def worker(
 ) -> None:
     """Run a Celery worker that trains jobs from the given queues, one at a time."""
     settings = load_settings()
+    # The worker is this very process after execv: it writes to the folder set here.
+    share_metrics_dir(settings)
     argv = [
         sys.executable, "-m", "celery", "-A", "workers.app:celery_app", "worker",
         "--pool=solo", "--loglevel=INFO",

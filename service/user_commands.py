@@ -1,6 +1,7 @@
 """The user's commands of `trainyard` (beside `run`, `api` and `worker`): datasets, specs,
-jobs, studies, models and keys, over the HTTP API through the SDK; and the admin's `projects`
-and `keys create --project`, with the service's admin key from `TRAINYARD_ADMIN_KEY`.
+jobs, studies, models and the project's keys (`keys list`, `keys revoke`), over the HTTP API
+through the SDK; and the admin's `projects` and `keys create --project`, with the service's
+admin key from `TRAINYARD_ADMIN_KEY`.
 
 `trainyard login --url URL --key KEY` saves where and who (a file readable by its owner only,
 `~/.config/trainyard/config.json` or `$TRAINYARD_CONFIG`); `TRAINYARD_URL` and
@@ -28,7 +29,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from client.sdk import ApiError, Client
+from client import ApiError, Client, Resource
 
 API_ERROR, NOT_SUCCEEDED, UNREACHABLE = 1, 3, 4
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -86,7 +87,7 @@ def calling(url: str, key: str) -> Iterator[Client]:
         with Client(url, key) as client:
             yield client
     except ApiError as exc:
-        err.print(f"[red]error {exc.status} {exc.code}:[/red] {str(exc).split(': ', 1)[-1]}")
+        err.print(f"[red]error {exc.status} {exc.code}:[/red] {exc.message}")
         if exc.details:
             err.print(json.dumps(exc.details, indent=2))
         raise typer.Exit(API_ERROR) from None
@@ -97,9 +98,18 @@ def calling(url: str, key: str) -> Iterator[Client]:
 
 def emit(answer: Any, as_json: bool, render: Callable[[Any], None]) -> None:
     if as_json:
-        print(json.dumps(answer, indent=2, default=str))
+        print(json.dumps(as_sent(answer), indent=2, default=str))
     else:
         render(answer)
+
+
+def as_sent(answer: Any) -> Any:
+    """The SDK's models (and lists of them) back into the JSON the API sent."""
+    if isinstance(answer, Resource):
+        return answer.to_json()
+    if isinstance(answer, list):
+        return [as_sent(item) for item in answer]
+    return answer
 
 
 def table_of(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
@@ -552,7 +562,7 @@ def models_predict(
     instances = read_json(rows, "rows")
     with api_client() as client:
         predictions = client.predict(model, instances)
-    emit(predictions, as_json, lambda p: [out.print(json.dumps(row)) for row in p])
+    emit(predictions, as_json, lambda p: [out.print(json.dumps(as_sent(row))) for row in p])
 
 
 @models.command("export")
@@ -591,7 +601,11 @@ def models_alias(
 # ---- the admin's: projects and their first keys -------------------------------------------
 
 projects = typer.Typer(help="Create projects (needs TRAINYARD_ADMIN_KEY).", no_args_is_help=True)
-keys = typer.Typer(help="API keys of a project (needs TRAINYARD_ADMIN_KEY).", no_args_is_help=True)
+keys = typer.Typer(
+    help="API keys: list and revoke your project's; create one for any project "
+    "(create needs TRAINYARD_ADMIN_KEY).",
+    no_args_is_help=True,
+)
 UrlOption = Annotated[
     str, typer.Option("--url", envvar="TRAINYARD_URL", help="The service's address.")
 ]
@@ -645,6 +659,34 @@ def keys_create(
             f"{k['id']}  {k['name']}\nAPI key (shown once): [bold]{k['secret']}[/bold]"
         ),
     )
+
+
+@keys.command("list")
+def keys_list(as_json: JsonOption = False) -> None:
+    """The keys of the signed-in project: never their secrets, only their first characters."""
+    with api_client() as client:
+        listed = client.list_keys()
+    emit(
+        listed,
+        as_json,
+        lambda k: out.print(
+            table_of(
+                "API keys",
+                ["id", "name", "prefix", "created", "revoked"],
+                [[r.id, r.name, r.prefix, r.created_at, r.revoked_at] for r in k.items],
+            )
+        ),
+    )
+
+
+@keys.command("revoke")
+def keys_revoke(key_id: str, as_json: JsonOption = False) -> None:
+    """Revoke one of the signed-in project's keys: it is refused from the next request on.
+    Revoking a revoked key is no error; the project's last active key cannot be revoked
+    (exit 1)."""
+    with api_client() as client:
+        key = client.revoke_key(key_id)
+    emit(key, as_json, lambda k: out.print(f"{k.id}  {k.name}: revoked at {k.revoked_at}"))
 
 
 def register(cli: typer.Typer) -> None:

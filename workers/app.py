@@ -7,15 +7,23 @@ import socket
 from functools import cache
 
 from celery.exceptions import Reject
-from celery.signals import worker_ready, worker_shutting_down
+from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
 from service.batch_predictions.prediction_run import run_batch_prediction
+from service.core import metrics
 from service.core.database import create_db_engine, create_session_factory
 from service.core.leased_run import WorkerResources
-from service.core.queue import BATCH_PREDICT_TASK, TRAIN_JOB_TASK, JobQueue, create_celery
+from service.core.queue import (
+    BATCH_PREDICT_TASK,
+    EVALUATE_MODEL_TASK,
+    TRAIN_JOB_TASK,
+    JobQueue,
+    create_celery,
+)
 from service.core.reconciler import Reconciler
 from service.core.settings import load_settings
 from service.core.store import Store
+from service.evaluations.evaluation_run import run_evaluation
 from service.jobs.training_run import run_training_job
 from service.studies.trial_observer import advance_stalled_studies, observe_trial
 from workers.work_kinds import WORK_KINDS
@@ -53,6 +61,19 @@ def start_reconciler(**_: object) -> None:
     ).start()
 
 
+@worker_ready.connect
+def serve_own_metrics(**_: object) -> None:
+    """A worker on a machine without an API process serves its own `/metrics`, if asked."""
+    if settings.worker_metrics_port is not None:
+        metrics.start_worker_exporter(settings.worker_metrics_host, settings.worker_metrics_port)
+
+
+@worker_shutdown.connect
+def leave_metrics(**_: object) -> None:
+    """The worker's live gauges (GPU memory) leave the machine's metrics with it."""
+    metrics.process_exited(os.getpid())
+
+
 @worker_shutting_down.connect
 def hand_back_running_work(**_: object) -> None:
     """SIGTERM / Ctrl-C: the running work stops at its next step and goes back to the queue."""
@@ -75,3 +96,11 @@ def batch_predict(batch_id: str) -> str:
     if resources.shutdown.is_set():
         raise Reject("worker is shutting down", requeue=True)
     return run_batch_prediction(resources, batch_id)
+
+
+@celery_app.task(name=EVALUATE_MODEL_TASK)
+def evaluate_model(evaluation_id: str) -> str:
+    resources = worker_resources()
+    if resources.shutdown.is_set():
+        raise Reject("worker is shutting down", requeue=True)
+    return run_evaluation(resources, evaluation_id)

@@ -58,8 +58,9 @@ def split_rows(
     if groups is not None and units < 2:
         raise DataError(f"data.split.group: {units} group(s); a group split needs at least 2")
     rest, test = _hold_out(rows, config.test, units, seed, labels, groups, rank, at_least=0)
+    # Validation 0 holds out nothing: every non-test row trains (a final refit).
     train, validation = _hold_out(
-        rest, config.validation, units, seed, labels, groups, rank, at_least=1
+        rest, config.validation, units, seed, labels, groups, rank, at_least=_least(config)
     )
     return SplitIndices(np.sort(train), np.sort(validation), np.sort(test))
 
@@ -109,7 +110,14 @@ def cross_validation_splits(
     for fold_train, held in folds:
         fold_units = _units(fold_train, groups)
         train, validation = _hold_out(
-            fold_train, config.validation, fold_units, seed, labels, groups, rank, at_least=1
+            fold_train,
+            config.validation,
+            fold_units,
+            seed,
+            labels,
+            groups,
+            rank,
+            at_least=_least(config),
         )
         splits.append(SplitIndices(np.sort(train), np.sort(validation), np.sort(held)))
     return splits
@@ -174,6 +182,11 @@ def _hold_out(
     stratify = part if _can_stratify(part, count, len(rows)) else None
     kept, held = train_test_split(rows, test_size=count, random_state=seed, stratify=stratify)
     return kept, held
+
+
+def _least(config: SplitConfig) -> int:
+    """The fewest validation rows a split keeps: one, unless validation is 0."""
+    return 1 if config.validation > 0 else 0
 
 
 def _units(rows: np.ndarray, groups: np.ndarray | None) -> int:

@@ -144,7 +144,15 @@ class PreprocessConfig(SpecModel):
 
 
 class SplitConfig(SpecModel):
-    validation: float = Field(default=0.2, gt=0.0, lt=1.0)
+    validation: float = Field(
+        default=0.2,
+        ge=0.0,
+        lt=1.0,
+        description="Rows held out for early stopping and the validation curves. 0 trains on "
+        "every non-test row for the given epochs (as a final refit after cross-validation "
+        "does); it needs training.early_stopping null and no reduce_on_plateau schedule, or "
+        "a job's validation_dataset_id.",
+    )
     test: float = Field(
         default=0.1,
         ge=0.0,

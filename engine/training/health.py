@@ -159,8 +159,10 @@ class HealthMonitor:
         peak_norm: float,
         dead_relu_fraction: float | None,
         train_loss: float,
-        val_loss: float,
+        val_loss: float | None,
     ) -> list[dict[str, object]]:
+        """New warnings of this epoch; `val_loss` None (no validation rows) skips the
+        overfitting check."""
         found: list[dict[str, object]] = []
         norms = list(grad_norm.values())
 
@@ -203,6 +205,18 @@ class HealthMonitor:
                 )
             )
 
+        if val_loss is not None:
+            found += self._overfitting(epoch, train_loss, val_loss)
+
+        seen = {w["code"] for w in self.raised}
+        new = [w for w in found if w["code"] not in seen]
+        self.raised += new
+        return new
+
+    def _overfitting(
+        self, epoch: int, train_loss: float, val_loss: float
+    ) -> list[dict[str, object]]:
+        found: list[dict[str, object]] = []
         self.losses = [*self.losses, [train_loss, val_loss]][-(OVERFITTING_EPOCHS + 1) :]
         train, val = [t for t, _ in self.losses], [v for _, v in self.losses]
         if (
@@ -219,11 +233,7 @@ class HealthMonitor:
                     "loss fell: add dropout or weight decay, keep early stopping, or add data",
                 )
             )
-
-        seen = {w["code"] for w in self.raised}
-        new = [w for w in found if w["code"] not in seen]
-        self.raised += new
-        return new
+        return found
 
     def state_dict(self) -> dict[str, object]:
         return {

@@ -20,6 +20,7 @@ import torch
 from engine.data.arrays.dataset import ArrayData
 from engine.data.arrays.preprocessor import fit_array_preprocessor
 from engine.data.augment import check_augment
+from engine.data.ingest.table import logical_type
 from engine.data.preprocess.checks import check_spec_against_schema, require_default_preprocess
 from engine.data.preprocess.cleaning import clean_training_rows, drop_missing_target
 from engine.data.preprocess.columns import resolve_features
@@ -50,8 +51,22 @@ from engine.spec import Spec
 from engine.spec.data import SYNTHETIC_METHODS
 from engine.spec.model import EmbeddingLayer, LayersConfig
 from engine.spec.training import check_loss_for_task
+from engine.training.trainer import check_without_validation
 
 Dataset = pa.Table | ArrayData
+
+
+@dataclass
+class GivenSplits:
+    """Held-out sets the user uploaded apart (a benchmark's own test file): each replaces the
+    split of its name, so no rows of the training set are cut for it. The pipeline is fitted
+    on the training set only; these are encoded with it, and kept whole."""
+
+    validation: Dataset | None = None
+    test: Dataset | None = None
+
+    def __bool__(self) -> bool:
+        return self.validation is not None or self.test is not None
 
 
 @dataclass
@@ -79,7 +94,10 @@ class PreparedData:
 
 
 def dry_run(
-    spec: Spec, data: Dataset, max_parameters: int = DEFAULT_MAX_PARAMETERS
+    spec: Spec,
+    data: Dataset,
+    max_parameters: int = DEFAULT_MAX_PARAMETERS,
+    given: GivenSplits | None = None,
 ) -> tuple[Spec, ModelSummary]:
     """The spec with its default model filled in, and the model it builds on this data,
     shape-checked by a forward pass on zeros. A model of more than `max_parameters` weights
@@ -87,13 +105,13 @@ def dry_run(
 
     The pipeline is fitted on the whole training split (so every class and category counts)
     but no tensors are built: that is the costly part of preparing data."""
-    pipeline = prepare(spec, data, fit_only=True).pipeline
+    pipeline = prepare(spec, data, fit_only=True, given=given).pipeline
     folds = spec.data.split.folds
     if folds is not None and spec.data.sampling.method in SYNTHETIC_METHODS:
         # Each fold resamples its own training rows, fewer than the final split's: a class
         # too small for k_neighbors there would fail the job after it was accepted.
         for fold in range(folds):
-            prepare(spec, data, fit_only=True, fold=fold)
+            prepare(spec, data, fit_only=True, fold=fold, given=given)
     spec = resolve_spec(spec, pipeline)
     return spec, describe_model(
         spec,
@@ -113,22 +131,61 @@ def resolve_spec(spec: Spec, pipeline: Pipeline) -> Spec:
 
 
 def prepare(
-    spec: Spec, data: Dataset, fit_only: bool = False, fold: int | None = None
+    spec: Spec,
+    data: Dataset,
+    fit_only: bool = False,
+    fold: int | None = None,
+    given: GivenSplits | None = None,
 ) -> PreparedData:
     """Split, fit the pipeline on the training rows, and (unless `fit_only`) build tensors.
 
     `fold` (0-based) prepares that cross-validation fold instead of the final split: its
-    training rows split again for validation, its held-out rows as the test rows."""
+    training rows split again for validation, its held-out rows as the test rows.
+
+    `given` validation or test sets replace those splits: the training set gives up no rows
+    to them (the folds too see every row when the test set is given)."""
     check_loss_for_task(spec.training, spec.task)
     check_sampling(spec)
+    given = given or GivenSplits()
+    spec = _split_for_given(spec, given)
+    if fold is not None:
+        # A fold scores its own held-out rows; the given sets are the final model's.
+        given = GivenSplits()
     if isinstance(data, ArrayData):
-        return _prepare_arrays(spec, data, fit_only, fold)
+        return _prepare_arrays(spec, data, fit_only, fold, given)
     check_spec_against_schema(spec, data.schema)
     if spec.data.image_size is not None:
         raise SpecMismatch("data.image_size", "applies to image datasets; this one is a table")
     if spec.task == "forecasting":
-        return _prepare_windows(spec, data, fit_only, fold)
-    return _prepare_table(spec, data, fit_only, fold)
+        return _prepare_windows(spec, data, fit_only, fold, given)
+    return _prepare_table(spec, data, fit_only, fold, given)
+
+
+def _split_for_given(spec: Spec, given: GivenSplits) -> Spec:
+    """The spec whose split cuts no rows for a given set, after checking that a run with no
+    validation rows needs none."""
+    split = spec.data.split
+    if given.validation is not None and split.folds is not None:
+        raise SpecMismatch(
+            "data.split.folds",
+            "cross-validation cuts each fold's validation rows from its training rows; it "
+            "cannot use a validation dataset: leave out validation_dataset_id or "
+            "data.split.folds",
+        )
+    if given.validation is None and split.validation == 0:
+        try:
+            check_without_validation(spec, "data.split.validation is 0")
+        except SpecMismatch as exc:
+            raise SpecMismatch("data.split.validation", exc.reason) from exc
+    update = {}
+    if given.validation is not None:
+        update["validation"] = 0.0
+    if given.test is not None:
+        update["test"] = 0.0
+    if not update:
+        return spec
+    data = spec.data.model_copy(update={"split": split.model_copy(update=update)})
+    return spec.model_copy(update={"data": data})
 
 
 def _split(
@@ -150,7 +207,9 @@ def _split(
     return split if fold is None else folds[fold]
 
 
-def _prepare_table(spec: Spec, table: pa.Table, fit_only: bool, fold: int | None) -> PreparedData:
+def _prepare_table(
+    spec: Spec, table: pa.Table, fit_only: bool, fold: int | None, given: GivenSplits
+) -> PreparedData:
     check_augment(spec.data, "table", spec.task)
     table = drop_missing_target(table, spec.target)
     spec = _without_split_columns(spec, table.schema)
@@ -188,15 +247,24 @@ def _prepare_table(spec: Spec, table: pa.Table, fit_only: bool, fold: int | None
         codes[:n_train],
         {"validation": codes[n_train : n_train + n_val], "test": codes[n_train + n_val :]},
     )
-    parts = [
-        _encode_rows(spec, pipeline, rows)
-        for rows in (train_rows, table.take(split.validation), table.take(split.test))
-    ]
+    held = {
+        name: _encode_rows(spec, pipeline, table.take(rows))
+        for name, rows in (("validation", split.validation), ("test", split.test))
+    }
+    for name, rows in _given_parts(given).items():
+        kept = drop_missing_target(rows, spec.target)
+        notes += _given_repeats(name, *_given_table_codes(train_rows, kept, compared))
+        x, y, more = encode_held_out(spec, pipeline, rows)
+        held[name] = (x, y)
+        notes += [f"{name} dataset: {note}" for note in more]
     return _tensors(
         spec,
         pipeline,
-        *parts,
+        _encode_rows(spec, pipeline, train_rows),
+        held["validation"],
+        held["test"],
         kind="table",
+        wants_validation=spec.data.split.validation > 0 or given.validation is not None,
         target_scale=pipeline.preprocessor.target.scale,
         dropped=dropped,
         leakage=leakage,
@@ -278,7 +346,9 @@ def _split_columns(spec: Spec, table: pa.Table) -> tuple[np.ndarray | None, np.n
     return groups, rank
 
 
-def _prepare_windows(spec: Spec, table: pa.Table, fit_only: bool, fold: int | None) -> PreparedData:
+def _prepare_windows(
+    spec: Spec, table: pa.Table, fit_only: bool, fold: int | None, given: GivenSplits
+) -> PreparedData:
     check_augment(spec.data, "sequence", spec.task)
     _refuse_split_columns(spec, "forecasting is always split in time order, rows in file order")
     features = [f for f in resolve_features(spec, table.schema) if f != spec.target]
@@ -301,18 +371,26 @@ def _prepare_windows(spec: Spec, table: pa.Table, fit_only: bool, fold: int | No
     x, y = scaler.transform(x), scaler.encode_target(y, x)
     # No leakage guard: windows overlap by construction, and equal windows in a series are a
     # repeated pattern, not a leaked row; the time order is what keeps the test period apart.
+    held = {"validation": (x[val_idx], y[val_idx]), "test": (x[test_idx], y[test_idx])}
+    for name, series in _given_parts(given).items():
+        # A given series is cut into windows of its own (none straddles the two files).
+        given_x, given_y = make_windows(series, spec.target, features, spec.data.window, horizon)
+        held[name] = (scaler.transform(given_x), scaler.encode_target(given_y, given_x))
     return _tensors(
         spec,
         WindowPipeline(scaler),
         (x[train_idx], y[train_idx]),
-        (x[val_idx], y[val_idx]),
-        (x[test_idx], y[test_idx]),
+        held["validation"],
+        held["test"],
         kind="sequence",
         target_scale=scaler.change_scale,
+        wants_validation=split.validation > 0 or given.validation is not None,
     )
 
 
-def _prepare_arrays(spec: Spec, data: ArrayData, fit_only: bool, fold: int | None) -> PreparedData:
+def _prepare_arrays(
+    spec: Spec, data: ArrayData, fit_only: bool, fold: int | None, given: GivenSplits
+) -> PreparedData:
     check_augment(spec.data, data.kind, spec.task)
     require_default_preprocess(spec, "array datasets")
     _refuse_split_columns(spec, "applies to tables; array datasets have no columns")
@@ -344,16 +422,162 @@ def _prepare_arrays(spec: Spec, data: ArrayData, fit_only: bool, fold: int | Non
     )
     x = preprocessor.transform(data.x)
     y = x if spec.task == "reconstruction" else preprocessor.encode_target(data)
+    train, validation, test = (
+        (x[rows], y[rows]) for rows in (split.train, split.validation, split.test)
+    )
+    held = {"validation": validation, "test": test}
+    for name, other in _given_parts(given).items():
+        x_given, y_given, more = encode_held_out(spec, pipeline, other)
+        held[name] = (x_given, y_given)
+        notes += [f"{name} dataset: {note}" for note in more]
+        notes += _given_repeats(name, *_given_array_codes(spec, data, split.train, other))
     return _tensors(
         spec,
         pipeline,
-        *((x[rows], y[rows]) for rows in (split.train, split.validation, split.test)),
+        train,
+        held["validation"],
+        held["test"],
         kind=data.kind,
         target_scale=preprocessor.target.scale,
         leakage=leakage,
         notes=notes,
         blocks=blocks,
+        wants_validation=spec.data.split.validation > 0 or given.validation is not None,
     )
+
+
+def encode_held_out(
+    spec: Spec, pipeline: Pipeline, data: Dataset
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Rows the model never saw (a given test set, a stored dataset to score), encoded with
+    the fitted pipeline as the training rows were: (x, y, notes). Rows with no target and,
+    for classification, rows of a class the model does not know are left out (each noted)."""
+    notes: list[str] = []
+    if isinstance(pipeline, WindowPipeline):
+        if not isinstance(data, pa.Table):
+            raise DataError("a forecasting model reads a time series table, not arrays")
+        scaler = pipeline.scaler
+        target, *features = scaler.channels
+        raw_x, raw_y = make_windows(data, target, features, scaler.window, scaler.horizon)
+        return scaler.transform(raw_x), scaler.encode_target(raw_y, raw_x), notes
+    if isinstance(pipeline, ArrayPipeline):
+        if not isinstance(data, ArrayData):
+            raise DataError("this model reads arrays; the dataset is a table")
+        x = pipeline.preprocessor.transform(data.x)
+        y = x if spec.task == "reconstruction" else pipeline.preprocessor.encode_target(data)
+    else:
+        if not isinstance(data, pa.Table):
+            raise DataError("this model reads table rows; the dataset holds arrays")
+        kept = drop_missing_target(data, spec.target)
+        if kept.num_rows < data.num_rows:
+            notes.append(f"{data.num_rows - kept.num_rows} rows with no target were left out")
+        x, y = _encode_rows(spec, pipeline, kept)
+    if spec.task == "classification":
+        known = y >= 0
+        if not known.all():
+            notes.append(f"{int((~known).sum())} rows of a class the model never saw were left out")
+            x, y = x[known], y[known]
+    return x, y, notes
+
+
+def given_mismatch(spec: Spec, data: Dataset, other: Dataset) -> str | None:
+    """Why `other` cannot stand beside the training set `data` as its validation or test set
+    (None when it can): another kind of data, a column the spec reads missing or of another
+    type, or arrays of another shape."""
+    if isinstance(data, ArrayData) != isinstance(other, ArrayData):
+        kinds = ["arrays" if isinstance(d, ArrayData) else "a table" for d in (data, other)]
+        return f"the training dataset holds {kinds[0]}; this one holds {kinds[1]}"
+    if isinstance(data, ArrayData):
+        assert isinstance(other, ArrayData)
+        if other.kind != data.kind:
+            return f"it holds {other.kind}s; the training dataset holds {data.kind}s"
+        if other.x.shape[1:] != data.x.shape[1:]:
+            return (
+                f"x has shape {list(other.x.shape[1:])} per row; the training dataset's has "
+                f"{list(data.x.shape[1:])}"
+            )
+        if spec.task != "reconstruction" and other.y is None:
+            return "it has no `y` array to score against"
+        if (
+            spec.task == "regression"
+            and data.y is not None
+            and other.y is not None
+            and other.y.shape[1:] != data.y.shape[1:]
+        ):
+            return (
+                f"y has shape {list(other.y.shape[1:])} per row; the training dataset's "
+                f"has {list(data.y.shape[1:])}"
+            )
+        return None
+    assert isinstance(other, pa.Table)
+    spec = _without_split_columns(spec, data.schema)
+    read = resolve_features(spec, data.schema)
+    if spec.target is not None:
+        read = [*read, spec.target]
+    missing = [name for name in read if name not in other.column_names]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        return f"it lacks column {missing[0]!r}{more} that the spec reads"
+    for name in read:
+        trained, given = data.schema.field(name).type, other.schema.field(name).type
+        if pa.types.is_null(given) or pa.types.is_null(trained):
+            continue  # a column with no values at all fits any type
+        if logical_type(trained) != logical_type(given):
+            return (
+                f"column {name!r} is {logical_type(given)} here and "
+                f"{logical_type(trained)} in the training dataset"
+            )
+    return None
+
+
+def _given_parts(given: GivenSplits) -> dict[str, Dataset]:
+    parts = {"validation": given.validation, "test": given.test}
+    return {name: data for name, data in parts.items() if data is not None}
+
+
+def _given_table_codes(
+    train: pa.Table, given: pa.Table, compared: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row codes of the training rows and a given set's rows, comparable with each other."""
+    train = train.select(compared)
+    try:
+        given = given.select(compared).cast(train.schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        # Values of another type than the training column's cannot repeat a training row.
+        return np.zeros(train.num_rows, dtype=np.int64), np.full(given.num_rows, -1)
+    codes = table_row_codes(pa.concat_tables([train, given]))
+    return codes[: train.num_rows], codes[train.num_rows :]
+
+
+def _given_array_codes(
+    spec: Spec, data: ArrayData, train: np.ndarray, given: ArrayData
+) -> tuple[np.ndarray, np.ndarray]:
+    """As `_given_table_codes`, on the stored x (and the labels, as values, not indices)."""
+    x = np.concatenate([data.x[train], given.x.astype(data.x.dtype, copy=False)])
+    parts = [x]
+    if spec.task != "reconstruction" and data.y is not None and given.y is not None:
+        labels = [_label_values(data)[train], _label_values(given)]
+        parts.append(np.concatenate([np.asarray(v).astype(str) for v in labels]))
+    codes = row_codes(parts)
+    return codes[: len(train)], codes[len(train) :]
+
+
+def _label_values(data: ArrayData) -> np.ndarray:
+    if data.classes is None or data.y is None:
+        return np.asarray(data.y)
+    return np.asarray(data.classes, dtype=object)[data.y]
+
+
+def _given_repeats(name: str, train_codes: np.ndarray, given_codes: np.ndarray) -> list[str]:
+    """A note when rows of a given set repeat training rows: they are kept (the set is the
+    user's own hold-out), but its metrics are then not all on unseen rows."""
+    repeats = int(seen_in_training(train_codes, given_codes).sum())
+    if not repeats:
+        return []
+    return [
+        f"{repeats} of the {len(given_codes)} rows of the {name} dataset repeat a training row; "
+        "they were kept, as the dataset was given"
+    ]
 
 
 def _embeds_codes(spec: Spec, data: ArrayData) -> bool:
@@ -403,9 +627,12 @@ def _tensors(
     dropped: dict[str, int] | None = None,
     leakage: dict[str, int] | None = None,
     notes: list[str] | None = None,
+    wants_validation: bool = True,
     blocks: list[Block] | None = None,
 ) -> PreparedData:
-    """`blocks`: the encoded input's feature blocks, for smote/smotenc/smoten."""
+    """`wants_validation` False (data.split.validation 0, no validation set given) trains with
+    no validation rows; otherwise an empty validation split is an error. `blocks`: the encoded
+    input's feature blocks, for smote/smotenc/smoten."""
     classification = spec.task == "classification"
     parts = []
     for x, y in (train, validation, test):
@@ -414,7 +641,7 @@ def _tensors(
             known = y >= 0
             x, y = x[known], y[known]
         parts.append((x, y))
-    if len(parts[1][0]) == 0:
+    if wants_validation and len(parts[1][0]) == 0:
         raise DataError(
             "no validation rows remain; upload more rows or raise data.split.validation"
         )

@@ -7,7 +7,9 @@ This is the whole of what a worker asks of the engine; it reads top to bottom:
    trained and scored exactly as the final model is, on its fold's held-out rows; their
    metrics are reported, the models are not kept;
 3. train the final model on the non-test rows, with its validation split for early stopping
-   as in any job, and score it once on the test split.
+   as in any job, and score it once on the test split. Given validation and test sets
+   (`GivenSplits`) take the place of those splits; with data.split.validation 0 and no
+   validation set, every non-test row trains for the given epochs.
 """
 
 from __future__ import annotations
@@ -26,7 +28,13 @@ from engine.models import build_model, count_parameters
 from engine.pipeline import Pipeline
 from engine.spec import Spec
 from engine.training.devices import resolve_device
-from engine.training.preparation import Dataset, PreparedData, prepare, resolve_spec
+from engine.training.preparation import (
+    Dataset,
+    GivenSplits,
+    PreparedData,
+    prepare,
+    resolve_spec,
+)
 from engine.training.trainer import (
     CancelCheck,
     CheckpointCallback,
@@ -96,14 +104,19 @@ def train(
     resume_from: bytes | None = None,
     on_fold: FoldCallback | None = None,
     checkpoint_interval_seconds: float = 30.0,
+    given: GivenSplits | None = None,
 ) -> TrainedModel:
     """The final model, its test evaluation and, with data.split.folds, the cross-validation.
 
     Only the final model reports epochs (`on_epoch`) and checkpoints (after its last epoch,
     and at most every `checkpoint_interval_seconds` before: see `Trainer.fit`): the fold
-    models run first and report once each through `on_fold`; `should_cancel` stops either."""
-    prepared = prepare(spec, data)
-    cross_validation = _cross_validate(spec, data, should_cancel, on_fold)
+    models run first and report once each through `on_fold`; `should_cancel` stops either.
+
+    `given` validation and test sets replace those splits (the training set then gives up no
+    rows to them): the final model stops early on the given validation set and is scored on
+    the given test set."""
+    prepared = prepare(spec, data, given=given)
+    cross_validation = _cross_validate(spec, data, should_cancel, on_fold, given)
     spec, trainer, fit = _fit(
         spec,
         prepared,
@@ -168,14 +181,18 @@ def _evaluate_on_test(spec: Spec, prepared: PreparedData, trainer: Trainer) -> d
 
 
 def _cross_validate(
-    spec: Spec, data: Dataset, should_cancel: CancelCheck | None, on_fold: FoldCallback | None
+    spec: Spec,
+    data: Dataset,
+    should_cancel: CancelCheck | None,
+    on_fold: FoldCallback | None,
+    given: GivenSplits | None = None,
 ) -> dict[str, Any] | None:
     folds = spec.data.split.folds
     if folds is None:
         return None
     reports = []
     for fold in range(folds):
-        prepared = prepare(spec, data, fold=fold)
+        prepared = prepare(spec, data, fold=fold, given=given)
         _, trainer, fit = _fit(spec, prepared, should_cancel=should_cancel)
         scored = _evaluate_on_test(spec, prepared, trainer)
         reports.append(

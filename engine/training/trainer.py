@@ -85,6 +85,25 @@ CancelCheck = Callable[[], bool]
 CheckpointCallback = Callable[[Checkpoint], None]
 
 
+def check_without_validation(spec: Spec, why: str) -> None:
+    """Training with no validation rows is allowed only when nothing needs them: refuse early
+    stopping and a reduce_on_plateau schedule (SpecMismatch naming the field), saying `why`
+    there are none."""
+    if spec.training.early_stopping is not None:
+        raise SpecMismatch(
+            "training.early_stopping",
+            f"{why}, and early stopping needs validation rows: set training.early_stopping to "
+            "null (train for the given epochs), or keep a validation split",
+        )
+    schedule = spec.training.schedule
+    if schedule is not None and schedule.type == "reduce_on_plateau":
+        raise SpecMismatch(
+            "training.schedule",
+            f"{why}, and reduce_on_plateau watches the validation loss: choose another "
+            "schedule, or keep a validation split",
+        )
+
+
 class Trainer:
     def __init__(
         self,
@@ -135,11 +154,14 @@ class Trainer:
         x_train, y_train = self._to_device(x_train), self._to_device(y_train)
         x_val, y_val = self._to_device(x_val), self._to_device(y_val)
         n = x_train.shape[0]
-        if n == 0 or x_val.shape[0] == 0:
-            raise DataError("training needs at least one training and one validation row")
+        if n == 0:
+            raise DataError("training needs at least one training row")
+        validating = x_val.shape[0] > 0
+        if not validating:
+            check_without_validation(self.spec, "no validation rows remain")
         batch = n if self.config.batch_size == "full" else min(self.config.batch_size, n)
         steps = math.ceil(n / batch)
-        self._prepare(x_val, y_train)
+        self._prepare(x_train, y_train)
 
         shuffle = torch.Generator().manual_seed(self.spec.seed)
         torch.manual_seed(self.spec.seed)
@@ -159,20 +181,26 @@ class Trainer:
             train_loss, gradient_summary = self._train_epoch(
                 epoch, x_train, y_train, batch, steps, shuffle, schedule, gradients, should_cancel
             )
-            val_sums, dead = self._evaluate_sums(x_val, y_val, watch_relus=True)
+            if validating:
+                val_sums, dead = self._evaluate_sums(x_val, y_val, watch_relus=True)
+            else:
+                # No validation rows (data.split.validation 0): the epoch has a train loss only.
+                val_sums, dead = torch.zeros(0, device=self.device), None
             metrics, health = self._read_epoch(
                 train_loss, gradient_summary, val_sums, dead, gradients, y_val
             )
             self._check_finite(metrics, health["grad_norm_peak"], epoch)
+            val_loss = metrics.get("val_loss")
             warnings = monitor.observe(
                 epoch,
                 health["grad_norm"],
                 health["grad_norm_peak"],
                 health["dead_relu_fraction"],
                 metrics["train_loss"],
-                metrics["val_loss"],
+                val_loss,
             )
-            schedule.end_epoch(epoch, metrics["val_loss"])
+            if val_loss is not None:
+                schedule.end_epoch(epoch, val_loss)
             self._track_best(run, epoch, metrics)
             run.history.append({"epoch": epoch, **metrics, "learning_rate": self._lr})
 
@@ -229,7 +257,9 @@ class Trainer:
         val_start = 1 + len(gradient_summary)
         grad_norm, peak_norm = gradients.read(values[1:val_start])
         val_values = values[val_start : val_start + len(val_sums)]
-        metrics = {"train_loss": values[0], **self._val_metrics(val_values, y_val)}
+        metrics = {"train_loss": values[0]}
+        if val_values:
+            metrics.update(self._val_metrics(val_values, y_val))
         health = {
             "grad_norm": grad_norm,
             "grad_norm_peak": peak_norm,
@@ -241,7 +271,10 @@ class Trainer:
         """Best validation loss so far, its weights if they will be restored, early stopping."""
         stopping = self.config.early_stopping
         min_delta = stopping.min_delta if stopping else 0.0
-        if metrics["val_loss"] < run.best_loss - min_delta:
+        if "val_loss" not in metrics:
+            # Nothing to compare epochs on: the last epoch is the model (no early stopping).
+            run.best_epoch, run.best_metrics = epoch, metrics
+        elif metrics["val_loss"] < run.best_loss - min_delta:
             run.best_loss, run.best_epoch, run.best_metrics = metrics["val_loss"], epoch, metrics
             if stopping and stopping.restore_best:
                 run.best_model = detached_copy(self.model.state_dict())
@@ -317,12 +350,12 @@ class Trainer:
         sums, _ = self._evaluate_sums(x, y)
         return self._val_metrics(sums.tolist(), y)
 
-    def _prepare(self, x_val: torch.Tensor, y_train: torch.Tensor) -> None:
+    def _prepare(self, x_train: torch.Tensor, y_train: torch.Tensor) -> None:
         """Fail fast on a model whose output cannot meet the targets; set class weights."""
         # Eval mode: no dropout, no batch-norm statistics, no random numbers drawn.
         self.model.train(False)
         with torch.inference_mode():
-            width = self.model(x_val[:1]).shape[1:]
+            width = self.model(x_train[:1]).shape[1:]
         if self.task != "classification":
             if width.numel() != y_train.shape[1:].numel():
                 raise SpecMismatch(

@@ -1,6 +1,7 @@
 """The live view of leased work: workers (and the API, for what it ends itself) publish events
-on a topic per row (`job:<id>`, `batch:<id>`, `study:<id>`); `GET .../events` streams them as
-Server-Sent Events. The database stays the record; this is only what happens as it happens.
+on a topic per row (`job:<id>`, `batch:<id>`, `evaluation:<id>`, `study:<id>`);
+`GET .../events` streams them as Server-Sent Events. The database stays the record; this is
+only what happens as it happens.
 
 Each topic is a bounded, ordered log, not fire-and-forget pub/sub, so an event id is a place
 in it and a reconnect with `Last-Event-ID` goes on after exactly that event:
@@ -61,6 +62,10 @@ def job_topic(job_id: str) -> str:
 
 def batch_topic(batch_id: str) -> str:
     return f"batch:{batch_id}"
+
+
+def evaluation_topic(evaluation_id: str) -> str:
+    return f"evaluation:{evaluation_id}"
 
 
 def study_topic(study_id: str) -> str:

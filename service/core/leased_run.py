@@ -20,6 +20,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import EngineError
+from service.core import metrics
 from service.core.database import transaction
 from service.core.events import LOG, STATUS, EventBus, create_event_bus
 from service.core.leases import CANCELLED, FAILED, QUEUED, RUNNING, LeasedWorkRepository
@@ -115,6 +116,7 @@ class LeaseKeeper(threading.Thread):
                             self.lost = True
                             return
                         renewed_at = time.monotonic()
+                        metrics.record_heartbeat(self.resources.worker_id)
             except Exception:
                 # A database blip: try again next beat; the lease outlives a few misses.
                 log.warning("lease renewal for %s failed", self.row_id, exc_info=True)
@@ -184,6 +186,7 @@ class LeasedRun:
             log.info("%s %s not claimed: finished or held by another worker", noun, self.row_id)
             return "skipped"
         self.token = token
+        metrics.record_heartbeat(self.resources.worker_id)
         self.publish(STATUS, {"status": RUNNING})
         self.publish(
             LOG, {"message": f"attempt {self.row.attempts} on worker {self.resources.worker_id}"}

@@ -134,6 +134,13 @@ class LeasedWorkRepository(Generic[Row]):
             query = query.where(table.status == status)
         return session.scalar(query)
 
+    def count_by_status(self, session: Session) -> dict[str, int]:
+        """Rows per status over every project (the operator's `/metrics`), each status
+        present, 0 where none is."""
+        table = self.table
+        rows = session.execute(select(table.status, func.count()).group_by(table.status))
+        return {status: 0 for status in (QUEUED, RUNNING, *FINISHED)} | dict(rows.all())
+
     def add(self, session: Session, row: Row) -> Row:
         session.add(row)
         session.flush()

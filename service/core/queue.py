@@ -14,6 +14,7 @@ from service.core.settings import Settings
 
 TRAIN_JOB_TASK = "trainyard.train_job"
 BATCH_PREDICT_TASK = "trainyard.batch_predict"
+EVALUATE_MODEL_TASK = "trainyard.evaluate_model"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

@@ -88,9 +88,24 @@ class Settings(BaseSettings):
     # A watcher of `GET .../events` gets a keep-alive comment after this many quiet seconds.
     events_ping_seconds: float = Field(default=15.0, ge=0.05, le=300.0)
 
+    # Prometheus (service/core/metrics.py): the folder where the processes of one machine
+    # (API, workers) write their metrics for `/metrics` to add up; by default `metrics/` in the
+    # data dir. Local to the machine: never a shared volume.
+    metrics_dir: Path | None = None
+    # A worker's own `/metrics` (a fleet's workers on machines without an API): off unless a
+    # port is set. Unauthenticated, as the API's `/metrics`.
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
+
     @cached_property
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()
+
+    @property
+    def resolved_metrics_dir(self) -> Path:
+        if self.metrics_dir is not None:
+            return self.metrics_dir.expanduser().resolve()
+        return self.resolved_data_dir / "metrics"
 
     @property
     def effective_database_url(self) -> str:

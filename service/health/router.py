@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
+
+from service.core import metrics
 
 router = APIRouter(tags=["health"])
 
@@ -43,3 +45,11 @@ async def readyz(request: Request) -> Health:
     ready = all(v == "ok" for v in checks.values())
     body = Health(status="ok" if ready else "unavailable", checks=checks)
     return body if ready else JSONResponse(body.model_dump(), status_code=503)
+
+
+# Prometheus's text format, not part of the JSON API: kept out of the OpenAPI document.
+@router.get("/metrics", include_in_schema=False)
+async def prometheus_metrics(request: Request) -> Response:
+    """The operator's metrics (no key, as /healthz): counts and timings, no project data."""
+    body = await run_in_threadpool(metrics.render, request.app.state.metrics_registry)
+    return Response(body, media_type=metrics.CONTENT_TYPE)

@@ -17,6 +17,7 @@ from service.idempotency.tables import IdempotencyKey
 JOB = "job"
 DATASET = "dataset"
 BATCH_PREDICTION = "batch_prediction"
+EVALUATION = "evaluation"
 
 
 def earlier_resource(session: Session, project_id: str, kind: str, key: str | None) -> str | None:

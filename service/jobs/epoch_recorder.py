@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.training.trainer import EpochReport
+from service.core import metrics
 from service.jobs.repository import GRAD_NORM_PREFIX
 
 # At most one write of epochs per this many seconds, but the first epoch is written at once.
@@ -27,11 +28,14 @@ class EpochRecorder:
         write: Callable[[list[tuple[int, dict[str, float]]], dict[str, Any]], bool],
         warnings: list[dict[str, Any]],
         flush_seconds: float = FLUSH_SECONDS,
+        worker: str | None = None,
     ) -> None:
         # write(history, latest) writes the rows and the job's latest state, fenced by the
         # lease: False when the lease is lost.
         self._write = write
         self.flush_seconds = flush_seconds
+        # The worker's training throughput goes to its metrics under this name (`host:pid`).
+        self.worker = worker
         # Health warnings so far, each code once: the ones of an earlier attempt stay.
         self.warnings = warnings
         self._known = {w["code"] for w in warnings}
@@ -54,6 +58,8 @@ class EpochRecorder:
                 self.warnings.append(warning)
                 self.new_warnings.append(warning)
         self._history.append((report.epoch, epoch_history(report)))
+        if self.worker is not None:
+            metrics.record_epoch(self.worker, report.samples_per_second, report.seconds)
         progress = {
             "epoch": report.epoch,
             "epochs": report.epochs,

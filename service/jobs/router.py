@@ -64,9 +64,20 @@ def create_job(
     settings: SettingsDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JobOut:
-    """Queue a training job: the spec is checked against the dataset before it is queued."""
+    """Queue a training job: the spec is checked against the dataset before it is queued.
+    `validation_dataset_id` and `test_dataset_id` name held-out sets uploaded apart; the
+    training dataset then gives up no rows to those splits."""
     job, created = service.submit_job(
-        session, queue, store, settings, project, body.dataset_id, body.spec, idempotency_key
+        session,
+        queue,
+        store,
+        settings,
+        project,
+        body.dataset_id,
+        body.spec,
+        idempotency_key,
+        validation_dataset_id=body.validation_dataset_id,
+        test_dataset_id=body.test_dataset_id,
     )
     if not created:
         response.status_code = 200

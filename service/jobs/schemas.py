@@ -7,11 +7,31 @@ from pydantic import BaseModel, Field
 
 from engine.spec import Spec
 from service.core.leases import WorkStatus
+from service.core.schemas import Evaluation
 
 
 class JobCreate(BaseModel):
-    dataset_id: str = Field(min_length=1, max_length=64)
+    dataset_id: str = Field(
+        min_length=1,
+        max_length=64,
+        description="The training dataset; the preprocessing is fitted on it alone.",
+    )
     spec: Spec
+    validation_dataset_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="A dataset of this project used whole as the validation set (early "
+        "stopping, validation curves) instead of rows cut from the training dataset. It must "
+        "hold the columns the spec reads, of the same types (or arrays of the same shape).",
+    )
+    test_dataset_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="A dataset of this project used whole as the test set: the report's test "
+        "metrics are on it, and no test rows are cut from the training dataset.",
+    )
 
 
 class Progress(BaseModel):
@@ -34,22 +54,6 @@ class JobWarning(BaseModel):
     code: Literal["vanishing_gradient", "exploding_gradient", "dead_relu", "overfitting"] | str
     epoch: int = Field(description="The epoch the condition began")
     message: str
-
-
-class ConfusionMatrix(BaseModel):
-    labels: list[Any] = Field(description="The class labels, in the matrix's row/column order.")
-    matrix: list[list[int]] = Field(description="Rows: the true class; columns: the predicted.")
-
-
-class Evaluation(BaseModel):
-    rows: int = Field(description="Rows scored.")
-    metrics: dict[str, float] = Field(
-        description="classification: accuracy, precision_macro, recall_macro, f1_macro, "
-        "roc_auc; regression and forecasting: mae, rmse, r2 (target units); reconstruction: "
-        "reconstruction_error."
-    )
-    confusion_matrix: ConfusionMatrix | None = None
-    notes: list[str] = Field(default_factory=list, description="Metrics left out, and why.")
 
 
 class Fold(BaseModel):
@@ -93,6 +97,10 @@ class JobReport(BaseModel):
 class JobOut(BaseModel):
     id: str
     dataset_id: str
+    validation_dataset_id: str | None = Field(
+        default=None, description="The given validation set, if any."
+    )
+    test_dataset_id: str | None = Field(default=None, description="The given test set, if any.")
     status: WorkStatus
     queue: str
     attempts: int

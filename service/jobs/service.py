@@ -44,13 +44,25 @@ def submit_job(
     dataset_id: str,
     spec: Spec,
     idempotency_key: str | None = None,
+    validation_dataset_id: str | None = None,
+    test_dataset_id: str | None = None,
 ) -> tuple[Job, bool]:
-    """Check the spec against the dataset as `POST /v1/specs/validate` does, then queue it:
-    the job and True; or the job this project's `idempotency_key` created before and False."""
+    """Check the spec against the dataset (and any given validation and test datasets) as
+    `POST /v1/specs/validate` does, then queue it: the job and True; or the job this
+    project's `idempotency_key` created before and False."""
     earlier = idempotency.earlier_resource(session, project.id, idempotency.JOB, idempotency_key)
     if earlier is not None:
         return get_job(session, project, earlier), False
-    dataset, resolved, _ = check_spec(session, store, settings, project, dataset_id, spec)
+    dataset, resolved, _ = check_spec(
+        session,
+        store,
+        settings,
+        project,
+        dataset_id,
+        spec,
+        validation_dataset_id=validation_dataset_id,
+        test_dataset_id=test_dataset_id,
+    )
     job_id = new_id("job")
     winner = idempotency.claim(session, project.id, idempotency.JOB, idempotency_key, job_id)
     if winner is not None:
@@ -61,6 +73,8 @@ def submit_job(
             id=job_id,
             project_id=project.id,
             dataset_id=dataset.id,
+            validation_dataset_id=validation_dataset_id,
+            test_dataset_id=test_dataset_id,
             spec=spec.model_dump(mode="json"),
             resolved_spec=resolved.model_dump(mode="json"),
             status=QUEUED,
@@ -221,6 +235,8 @@ def job_out(job: Job) -> JobOut:
     return JobOut(
         id=job.id,
         dataset_id=job.dataset_id,
+        validation_dataset_id=job.validation_dataset_id,
+        test_dataset_id=job.test_dataset_id,
         status=job.status,
         queue=job.queue,
         attempts=job.attempts,

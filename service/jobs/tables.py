@@ -18,6 +18,14 @@ class Job(LeasedColumns, Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("job"))
     dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"), index=True)
+    # Held-out sets the user uploaded apart: each replaces the split of its name, and the
+    # training dataset gives up no rows to it.
+    validation_dataset_id: Mapped[str | None] = mapped_column(
+        ForeignKey("datasets.id", name="fk_jobs_validation_dataset_id"), nullable=True
+    )
+    test_dataset_id: Mapped[str | None] = mapped_column(
+        ForeignKey("datasets.id", name="fk_jobs_test_dataset_id"), nullable=True
+    )
     # The spec as submitted (what the API shows), and as checked against the dataset at
     # submit, its default model filled in: the worker trains exactly the latter.
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -23,8 +23,10 @@ from engine.data.arrays.dataset import ArrayData
 from engine.errors import TrainingCancelled
 from engine.spec import Spec
 from engine.training.checkpoint import Checkpoint, checkpoint_from_bytes, checkpoint_to_bytes
+from engine.training.preparation import GivenSplits
 from engine.training.recipe import FoldReport, TrainedModel, train
 from engine.training.trainer import EpochReport
+from service.core import metrics
 from service.core.database import new_id
 from service.core.events import LOG, PROGRESS, WARNING, job_topic
 from service.core.leased_run import LeasedRun, WorkerResources, WorkStopped
@@ -65,6 +67,7 @@ class TrainingRun(LeasedRun):
 
     row: Job
     dataset: Dataset
+    given_datasets: dict[str, Dataset]
     epochs: EpochRecorder
 
     def __init__(
@@ -77,21 +80,30 @@ class TrainingRun(LeasedRun):
         self.stop_reason: str | None = None
 
     def claimed(self, session: Session) -> bool:
-        # The dataset's record: a dataset deleted since the submit leaves nothing to run.
+        # The datasets' records: a dataset deleted since the submit leaves nothing to run.
         self.dataset = session.get(Dataset, self.row.dataset_id)
-        return self.dataset is not None
+        given_ids = {"validation": self.row.validation_dataset_id, "test": self.row.test_dataset_id}
+        self.given_datasets = {
+            split: session.get(Dataset, dataset_id)
+            for split, dataset_id in given_ids.items()
+            if dataset_id is not None
+        }
+        return self.dataset is not None and None not in self.given_datasets.values()
 
     def work(self) -> str:
         job = self.row
         # What was checked at submit, its default model filled in; jobs from before that was
         # stored resolve their model in the engine, as they always did.
         spec = Spec.model_validate(job.resolved_spec or job.spec)
-        self.epochs = EpochRecorder(self._write_epochs, list(job.warnings or []))
+        self.epochs = EpochRecorder(
+            self._write_epochs, list(job.warnings or []), worker=self.resources.worker_id
+        )
         self.observer = self.observe(job, self.resources) if self.observe else None
         data = self.load_data()
         trained = train(
             spec,
             data,
+            given=self.load_given(),
             on_epoch=self.on_epoch,
             should_cancel=self._cancel_check(),
             on_checkpoint=self.save_checkpoint,
@@ -113,6 +125,12 @@ class TrainingRun(LeasedRun):
         """The dataset, read from the store once for the whole job."""
         return read_dataset(self.store, self.dataset)
 
+    def load_given(self) -> GivenSplits:
+        """The validation and test datasets the job names, read once too."""
+        return GivenSplits(
+            **{split: read_dataset(self.store, row) for split, row in self.given_datasets.items()}
+        )
+
     def latest_checkpoint(self) -> bytes | None:
         """A job claimed again (its worker died or stopped) goes on from its last checkpoint."""
         key = checkpoint_key(self.row_id)
@@ -129,6 +147,7 @@ class TrainingRun(LeasedRun):
     def on_epoch(self, report: EpochReport) -> None:
         if not self.epochs.add(report):
             self.lose_lease()
+        metrics.record_gpu(self.resources.worker_id)
         self.publish(PROGRESS, self.epochs.progress)
         for warning in self.epochs.new_warnings:
             self.publish(WARNING, {"epoch": report.epoch, **warning})

@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from engine.errors import DataError, InvalidInstances
 from engine.inference import Predictor
+from service.core import metrics
 
 
 @dataclass
@@ -33,6 +34,7 @@ class _Request:
     # a lone request another lock and another loop iteration on the way back.
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
+    queued_at: float = 0.0  # time.perf_counter(), for the queue-wait metric
 
     def answer(self, result: Any = None, error: BaseException | None = None) -> None:
         # RuntimeError: its loop has closed, so nobody is waiting any more.
@@ -65,9 +67,10 @@ class MicroBatcher:
         """This request's predictions; it waits for them without holding a thread."""
         if len(instances) >= self.max_batch:
             # Already a batch of its own (and split into bounded forward passes).
+            metrics.record_predict_batch(len(instances), 1, ())
             return await run_in_threadpool(self.predictor.predict, instances)
         loop = asyncio.get_running_loop()
-        request = _Request(instances, loop.create_future(), loop)
+        request = _Request(instances, loop.create_future(), loop, time.perf_counter())
         self._waiting.put(request)
         return await request.future
 
@@ -96,6 +99,12 @@ class MicroBatcher:
             # A caller that went away (its request was cancelled) gets no rows.
             batch = [r for r in batch if not r.future.cancelled()]
             if batch:
+                now = time.perf_counter()
+                metrics.record_predict_batch(
+                    sum(len(r.instances) for r in batch),
+                    len(batch),
+                    (now - r.queued_at for r in batch),
+                )
                 self._serve(batch)
 
     def _serve(self, batch: list[_Request]) -> None:

@@ -21,11 +21,14 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.core.errors import TrainyardError, error_response
+from service.core.metrics import ROUTE_TEMPLATE
 from service.models.router import encode, predict, predict_call
 
 # As the routes' `/{ref:path}/predict` and `/{ref:path}/encode` match, prefix included.
 ROUTES = re.compile(r"^/v1/models/(?P<ref>.*)/(?P<action>predict|encode)$")
 ENDPOINTS = {"predict": predict, "encode": encode}
+# The routes' own templates (router.py), for the request metrics (service/core/metrics.py).
+TEMPLATES = {action: f"/v1/models/{{ref:path}}/{action}" for action in ENDPOINTS}
 
 
 class PredictLane:
@@ -42,6 +45,7 @@ class PredictLane:
             await self.app(scope, receive, send)
             return
         endpoint = ENDPOINTS[found["action"]]
+        scope[ROUTE_TEMPLATE] = TEMPLATES[found["action"]]
         request = Request(scope, receive, send)
         try:
             response = await endpoint(found["ref"], await predict_call(request))

@@ -14,6 +14,14 @@ def get(session: Session, project_id: str, model_id: str) -> Model | None:
     return session.scalar(select(Model).where(Model.id == model_id, Model.project_id == project_id))
 
 
+def get_many(session: Session, project_id: str, model_ids: set[str]) -> Sequence[Model]:
+    if not model_ids:
+        return []
+    return session.scalars(
+        select(Model).where(Model.project_id == project_id, Model.id.in_(model_ids))
+    ).all()
+
+
 def get_version(session: Session, project_id: str, name: str, version: int) -> Model | None:
     return session.scalar(
         select(Model).where(

@@ -22,6 +22,13 @@ def validate_spec(
     """Dry-run a spec against a dataset: the layer table and parameter count, or a 422 that
     names the field and the reason. `POST /v1/jobs` runs the same check."""
     _, spec, summary = service.check_spec(
-        session, store, settings, project, body.dataset_id, body.spec
+        session,
+        store,
+        settings,
+        project,
+        body.dataset_id,
+        body.spec,
+        validation_dataset_id=body.validation_dataset_id,
+        test_dataset_id=body.test_dataset_id,
     )
     return service.describe(spec, summary)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from engine.spec import Spec
 
@@ -10,6 +10,18 @@ from engine.spec import Spec
 class SpecCheckRequest(BaseModel):
     dataset_id: str
     spec: Spec
+    validation_dataset_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="As on POST /v1/jobs: checked against the training dataset.",
+    )
+    test_dataset_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="As on POST /v1/jobs: checked against the training dataset.",
+    )
 
 
 class LayerOut(BaseModel):

@@ -22,14 +22,17 @@ from engine.spec.model import (
     ResidualLayer,
     RNNConfig,
 )
-from engine.training.preparation import dry_run
+from engine.training.preparation import GivenSplits, dry_run, given_mismatch
 from service.auth.tables import Project
-from service.core.errors import InvalidInput, invalid_field
+from service.core.errors import InvalidInput, NotFound, invalid_field
 from service.core.settings import Settings
 from service.core.store import Store
 from service.datasets.service import get_dataset, read_dataset
 from service.datasets.tables import Dataset
 from service.specs.schemas import LayerOut, SpecCheckOut
+
+# The request fields that name a given split's dataset, by split.
+GIVEN_FIELDS = {"validation": "validation_dataset_id", "test": "test_dataset_id"}
 
 
 def check_spec(
@@ -39,17 +42,54 @@ def check_spec(
     project: Project,
     dataset_id: str,
     spec: Spec,
+    validation_dataset_id: str | None = None,
+    test_dataset_id: str | None = None,
 ) -> tuple[Dataset, Spec, ModelSummary]:
-    """The dataset, the spec with its default model filled in, and the model's layer table."""
+    """The dataset, the spec with its default model filled in, and the model's layer table.
+
+    A given validation or test dataset must be this project's and hold what the spec reads
+    of the training dataset (its columns and their types, or arrays of its shape): a 422
+    naming the field otherwise."""
     dataset = get_dataset(session, project, dataset_id)
     check_spec_limits(spec, settings, dataset.rows)
+    ids = {"validation": validation_dataset_id, "test": test_dataset_id}
+    given_rows = {
+        split: given_dataset(session, project, GIVEN_FIELDS[split], given_id)
+        for split, given_id in ids.items()
+        if given_id is not None
+    }
+    field = "dataset_id"
     try:
         data = read_dataset(store, dataset)
-        return dataset, *dry_run(spec, data, max_parameters=settings.max_parameters)
+        given_data = {split: read_dataset(store, row) for split, row in given_rows.items()}
+        given = GivenSplits(**given_data)
+        resolved, summary = dry_run(spec, data, max_parameters=settings.max_parameters, given=given)
+        for split, other in given_data.items():
+            field = GIVEN_FIELDS[split]
+            reason = given_mismatch(spec, data, other)
+            if reason is not None:
+                raise invalid_field(
+                    field,
+                    f"dataset {given_rows[split].id!r} does not match the training dataset: "
+                    f"{reason}",
+                    code="dataset_mismatch",
+                )
+        return dataset, resolved, summary
     except SpecMismatch as exc:
         raise invalid_field(f"spec.{exc.field}", exc.reason, code="invalid_spec") from exc
     except DataError as exc:
-        raise invalid_field("dataset_id", exc.message, code="bad_dataset") from exc
+        raise invalid_field(field, exc.message, code="bad_dataset") from exc
+
+
+def given_dataset(session: Session, project: Project, field: str, dataset_id: str) -> Dataset:
+    """A dataset named in a request field other than the path: this project's, or a 422
+    naming the field (another project's dataset is not found, as everywhere)."""
+    try:
+        return get_dataset(session, project, dataset_id)
+    except NotFound as exc:
+        raise invalid_field(
+            field, f"no dataset {dataset_id!r} in this project", code="dataset_not_found"
+        ) from exc
 
 
 def check_spec_limits(spec: Spec, settings: Settings, rows: int | None = None) -> None:

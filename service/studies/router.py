@@ -18,7 +18,8 @@ from service.core.deps import (
     after_commit,
     open_watch,
 )
-from service.core.events import TRIAL, Watch, server_sent_events, study_topic
+from service.core.events import TRIAL, Watch, job_topic, server_sent_events, study_topic
+from service.core.leases import CANCELLED as JOB_CANCELLED
 from service.core.leases import FINISHED
 from service.core.params import Limit, Offset
 from service.core.queue import TRAIN_JOB_TASK
@@ -104,9 +105,16 @@ def cancel_study(
 ) -> StudyOut:
     """Nothing more is queued; running trials stop at their next step."""
     was_running = service.get_study(session, project, study_id).status not in FINISHED
-    study = service.cancel_study(session, project, study_id)
+    study, cancelled_trials = service.cancel_study(session, project, study_id)
+
+    def tell_watchers() -> None:
+        # Queued trials end here, not on a worker: their watchers hear it from the API.
+        for job_id in cancelled_trials:
+            events.end(job_topic(job_id), JOB_CANCELLED)
+        events.end(study_topic(study.id), study.status)
+
     if was_running:
-        after_commit(session, lambda: events.end(study_topic(study.id), study.status))
+        after_commit(session, tell_watchers)
     return service.study_out(session, study)
 
 

@@ -12,7 +12,7 @@ trial has ended. Two workers advancing one study at once cannot make a trial num
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import optuna
 from sqlalchemy import select
@@ -103,6 +103,13 @@ def create_study(
             "objective.metric",
             f"{metric!r} is the cross-validation's mean: the spec needs data.split.folds",
         )
+    if metric.startswith("val_") and body.spec.data.split.validation == 0:
+        # Trials would train with no validation rows, so with no value to report.
+        raise invalid_field(
+            "objective.metric",
+            f"{metric!r} is measured on validation rows, and the spec's data.split.validation "
+            "is 0: keep a validation split, or optimise a cv_ metric with data.split.folds",
+        )
     direction = body.objective.direction or ("maximize" if metric in MAXIMISED else "minimize")
     max_trials = body.max_trials
     if body.sampler == "grid":
@@ -147,7 +154,7 @@ def create_study(
     )
     session.add(study)
     session.flush()
-    return study, advance(session, store, settings, study.id)
+    return study, advance(session, store, settings, study.id).new
 
 
 def _check_points(
@@ -214,12 +221,19 @@ def optuna_study(
     )
 
 
-def advance(session: Session, store: Store, settings: Settings, study_id: str) -> list[Job]:
+class Advanced(NamedTuple):
+    """What one advance did that must be told once it is committed."""
+
+    new: list[Job]  # trial jobs to send to the queue
+    cancelled: list[str]  # ids of queued trials it cancelled at once (a study that failed)
+
+
+def advance(session: Session, store: Store, settings: Settings, study_id: str) -> Advanced:
     """Tell Optuna of every ended trial, queue new ones as room allows, end the study when
-    all its trials have ended. Returns the new trial jobs, to be sent once committed."""
+    all its trials have ended."""
     study = session.scalar(select(Study).where(Study.id == study_id).with_for_update())
     if study is None:
-        return []
+        return Advanced([], [])
     trials = trial_jobs(session, study.id)
     searched = optuna_study(settings, study, trials_made=len(trials))
     close_orphan_trials(searched, {job.optuna_trial_id for job in trials})
@@ -230,17 +244,17 @@ def advance(session: Session, store: Store, settings: Settings, study_id: str) -
     if any(completed):
         study.importances = _importances(searched)
     if study.status != RUNNING:
-        return []
+        return Advanced([], [])
     states = [trial_state(job) for job in trials]
     if states.count("failed") > study.max_failed_trials:
-        _end(
+        cancelled = _end(
             session,
             study,
             FAILED,
             f"{states.count('failed')} trials failed, over the "
             f"study's max_failed_trials of {study.max_failed_trials}",
         )
-        return []
+        return Advanced([], cancelled)
     active = sum(state in ("queued", "running") for state in states)
     made = len(trials)
     space = SearchSpace.model_validate(study.search_space)
@@ -251,7 +265,7 @@ def advance(session: Session, store: Store, settings: Settings, study_id: str) -
         active += 1
     if made >= study.max_trials and active == 0:
         _finish(session, searched, study)
-    return new
+    return Advanced(new, [])
 
 
 def _new_trial(
@@ -358,25 +372,31 @@ def _point_best_alias(session: Session, study: Study, model_id: str) -> None:
         alias.updated_at = utcnow()
 
 
-def _end(session: Session, study: Study, status: str, error: str | None) -> None:
+def _end(session: Session, study: Study, status: str, error: str | None) -> list[str]:
+    """End the study; a failed or cancelled one cancels its trials. Returns the ids of the
+    trials it cancelled at once (queued ones: no worker will tell their watchers)."""
     study.status = status
     study.error_message = error
     study.finished_at = utcnow()
+    cancelled_at_once = []
     if status != SUCCEEDED:
         for job in trial_jobs(session, study.id):
             if job.status in (QUEUED, JOB_RUNNING):
                 request_cancel(job, jobs.noun)
+                if job.status == JOB_CANCELLED:
+                    cancelled_at_once.append(job.id)
     session.flush()
+    return cancelled_at_once
 
 
-def cancel_study(session: Session, project: Project, study_id: str) -> Study:
+def cancel_study(session: Session, project: Project, study_id: str) -> tuple[Study, list[str]]:
     """Nothing more is queued; queued trials are cancelled at once, running ones stop at
-    their next step."""
+    their next step. Returns the study and the ids of the trials cancelled at once."""
     study = get_study(session, project, study_id)
-    if study.status == RUNNING:
-        study.cancel_requested = True
-        _end(session, study, CANCELLED, None)
-    return study
+    if study.status != RUNNING:
+        return study, []
+    study.cancel_requested = True
+    return study, _end(session, study, CANCELLED, None)
 
 
 def get_study(session: Session, project: Project, study_id: str) -> Study:

@@ -14,8 +14,9 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from engine.training.trainer import EpochReport
 from service.core.database import transaction
-from service.core.events import TRIAL, EventBus, study_topic
+from service.core.events import TRIAL, EventBus, job_topic, study_topic
 from service.core.leased_run import WorkerResources
+from service.core.leases import CANCELLED as JOB_CANCELLED
 from service.core.leases import FINISHED
 from service.core.queue import TRAIN_JOB_TASK
 from service.jobs.tables import Job
@@ -81,7 +82,9 @@ def advance_study(
     for attempt in range(1, ADVANCE_ATTEMPTS + 1):
         try:
             with transaction(resources.session_factory) as session:
-                new = service.advance(session, resources.store, resources.settings, study_id)
+                new, cancelled = service.advance(
+                    session, resources.store, resources.settings, study_id
+                )
                 sends = [(job.id, job.queue) for job in new]
                 study = session.get(Study, study_id)
                 ended = session.get(Job, ended_job_id) if ended_job_id else None
@@ -97,6 +100,8 @@ def advance_study(
                 return
     for job_id, queue in sends:
         resources.queue.enqueue(TRAIN_JOB_TASK, job_id, queue)
+    for job_id in cancelled:
+        resources.events.end(job_topic(job_id), JOB_CANCELLED)
     publish_study_events(resources.events, study_id, trials, outcome)
 
 

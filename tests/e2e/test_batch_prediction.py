@@ -13,7 +13,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from client import Client
+from client import BatchPrediction, Client
+from client.models import BatchProgress
 from service.batch_predictions.prediction_run import CHUNK_ROWS
 from tests.e2e.fleet import free_port, service_env, stop, trainyard, wait_until_ready
 from tests.sample_data import csv_bytes, mixed_classification
@@ -25,10 +26,12 @@ ROWS = 2 * CHUNK_ROWS + 808
 FEATURES = ("x1", "x2", "colour")
 
 
-def follow(client: Client, batch_id: str, timeout: float = 120) -> tuple[dict, list[dict]]:
+def follow(
+    client: Client, batch_id: str, timeout: float = 120
+) -> tuple[BatchPrediction, list[BatchProgress]]:
     """Poll a batch prediction to its end: (its final state, every progress seen on the way)."""
     deadline = time.monotonic() + timeout
-    seen: list[dict] = []
+    seen: list[BatchProgress] = []
     while True:
         batch = client.get_batch_prediction(batch_id)
         seen.append(batch["progress"])
@@ -89,7 +92,7 @@ def test_a_batch_prediction_runs_on_a_worker_and_equals_the_predict_endpoint(tmp
                 done_counts = [p["rows_done"] for p in seen]
                 assert done_counts == sorted(done_counts)
                 assert set(done_counts) <= {0, CHUNK_ROWS, 2 * CHUNK_ROWS, ROWS}
-                assert done["progress"] == {"rows_done": ROWS, "rows_total": ROWS}
+                assert (done.progress.rows_done, done.progress.rows_total) == (ROWS, ROWS)
 
                 content = io.BytesIO(client.batch_prediction_result(done["id"]))
                 results[fmt] = pacsv.read_csv(content) if fmt == "csv" else pq.read_table(content)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from client import Client, Unauthorized
 from tests.reliability.servers import running_service
 from tests.sample_data import csv_bytes, mixed_classification
 
@@ -132,3 +133,33 @@ def test_a_user_trains_watches_searches_and_serves_from_the_command_line(tmp_pat
         # A service that cannot be reached: exit 4.
         gone = cli("jobs", "list", code=4, TRAINYARD_URL="http://127.0.0.1:9")
         assert "cannot reach" in gone.stderr
+
+
+def test_a_user_lists_and_revokes_the_projects_keys_from_the_command_line(tmp_path: Path) -> None:
+    config = tmp_path / "config" / "trainyard.json"
+    with running_service(tmp_path, KEY) as service:
+        cli = Cli(service.base_url, config)
+        cli("keys", "list", code=4)  # no key yet
+        cli("login", "--url", service.base_url, "--key", KEY)
+        with service.client() as client:
+            spare = client.create_key("ci")
+
+        listed = cli.json("keys", "list")["items"]
+        assert {k["name"] for k in listed} >= {"ci"} and len(listed) == 2
+        assert all("secret" not in k for k in listed)
+        first = next(k for k in listed if k["id"] != spare.id)
+        table = cli("keys", "list").stdout
+        assert spare.id in table and spare.prefix in table
+
+        revoked = cli.json("keys", "revoke", spare.id)
+        assert revoked["id"] == spare.id and revoked["revoked_at"] is not None
+        with Client(service.base_url, spare.secret) as gone, pytest.raises(Unauthorized):
+            gone.list_datasets()
+        assert "revoked" in cli("keys", "revoke", spare.id).stdout  # again: no error
+
+        # The API's refusals exit 1: an unknown key, and the project's last active key.
+        unknown = cli("keys", "revoke", "key_nope", code=1)
+        assert "404" in unknown.stderr
+        last = cli("keys", "revoke", first["id"], code=1)
+        assert "409" in last.stderr and "last active key" in last.stderr
+        assert cli.json("keys", "list")["items"][0]["id"]  # the key still works

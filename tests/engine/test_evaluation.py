@@ -11,6 +11,7 @@ import pytest
 import torch
 from sklearn.metrics import (
     accuracy_score,
+    balanced_accuracy_score,
     confusion_matrix,
     f1_score,
     mean_absolute_error,
@@ -61,6 +62,7 @@ def test_classification_metrics_equal_scikit_learns_on_the_same_predictions():
     assert report["metrics"] == pytest.approx(
         {
             "accuracy": accuracy_score(y, predicted),
+            "balanced_accuracy": balanced_accuracy_score(y, predicted),
             "precision_macro": precision_score(y, predicted, average="macro", zero_division=0),
             "recall_macro": recall_score(y, predicted, average="macro", zero_division=0),
             "f1_macro": f1_score(y, predicted, average="macro", zero_division=0),

@@ -118,12 +118,13 @@ def test_the_service_reaches_workers_only_by_task_name(graph: nx.DiGraph) -> Non
 def test_batch_predictions_share_the_leased_work_kernel_not_the_jobs_code(
     graph: nx.DiGraph,
 ) -> None:
-    # The third kind of leased work (study trials) is to stand on service.core, as these do.
-    kinds = ("service.batch_predictions", "service.jobs")
+    # Every kind of leased work stands on service.core, none on another kind's code.
+    kinds = ("service.batch_predictions", "service.jobs", "service.evaluations")
     across = [
         (s, t)
         for s, t in graph.edges
-        for a, b in (kinds, kinds[::-1])
-        if s.startswith(a + ".") and t.startswith(b + ".")
+        for a in kinds
+        for b in kinds
+        if a != b and s.startswith(a + ".") and t.startswith(b + ".")
     ]
     assert across == []

@@ -30,6 +30,7 @@ BODIES: dict[str, Any] = {
     "create_project_key": lambda ids: {"name": "intruder"},
     "set_model_alias": lambda ids: {"version": 1},
     "create_batch_prediction": lambda ids: {"dataset_id": ids["dataset_id"]},
+    "create_evaluation": lambda ids: {"dataset_id": ids["dataset_id"]},
     "create_study": lambda ids: {
         "dataset_id": ids["dataset_id"],
         "spec": {"task": "classification", "target": "label"},
@@ -71,6 +72,11 @@ def test_a_second_project_sees_nothing_of_the_first(
     )
     assert response.status_code == 202, response.text
     batch_prediction_id = response.json()["id"]
+    response = owner.post(
+        f"/v1/models/{trained_model_id}/evaluations", json={"dataset_id": dataset_id}
+    )
+    assert response.status_code == 202, response.text
+    evaluation_id = response.json()["id"]
     response = owner.post("/v1/studies", json=BODIES["create_study"]({"dataset_id": dataset_id}))
     assert response.status_code == 202, response.text
     study_id = response.json()["id"]
@@ -86,6 +92,7 @@ def test_a_second_project_sees_nothing_of_the_first(
         "alias": alias,
         "key_id": key_id,
         "batch_prediction_id": batch_prediction_id,
+        "evaluation_id": evaluation_id,
         "second_job_id": second_job.json()["id"],
         "study_id": study_id,
     }
@@ -151,6 +158,11 @@ def test_a_second_project_sees_nothing_of_the_first(
         "stream_job_events",
         "stream_study_events",
         "stream_batch_prediction_events",
+        "create_evaluation",
+        "get_evaluation",
+        "list_model_evaluations",
+        "cancel_evaluation",
+        "stream_evaluation_events",
         "create_project",
         "list_projects",
         "create_project_key",
@@ -183,4 +195,5 @@ def _owner_views(ids: dict[str, str]) -> dict[str, str]:
         "versions": f"/v1/models/{ids['name']}/versions",
         "keys": "/v1/keys",
         "study": f"/v1/studies/{ids['study_id']}",
+        "evaluation": f"/v1/evaluations/{ids['evaluation_id']}",
     }

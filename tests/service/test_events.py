@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -17,6 +18,7 @@ from sqlalchemy import event
 from client import Event, parse_events
 from service.batch_predictions.prediction_run import run_batch_prediction
 from service.core.events import PROGRESS, job_topic
+from service.core.store import Store
 from service.jobs.repository import jobs
 from service.jobs.tables import Job
 from service.jobs.training_run import run_training_job
@@ -239,3 +241,58 @@ def test_many_watchers_of_one_job_cost_no_query_per_event(
     for got in seen:
         assert [e.data["epoch"] for e in got if e.type == PROGRESS] == list(range(1, 11))
         assert got[-1].type == "end"
+
+
+def _study(api: Api, dataset_id: str, **options) -> dict:
+    body = {
+        "dataset_id": dataset_id,
+        "spec": {"task": "classification", "target": "label", "training": {"epochs": 2}},
+        "search_space": {"training.learning_rate": {"type": "float", "low": 1e-3, "high": 1e-1}},
+        **options,
+    }
+    response = api.post("/v1/studies", json=body)
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def _trial_ends(backend: Backend, api: Api, study_id: str) -> dict[int, list[tuple[str, str]]]:
+    """Per trial number, the (type, status) of the status and end events its job's topic
+    logged (a watcher that came back after it ended with nothing logged gets `end` alone)."""
+    trials = api.get(f"/v1/studies/{study_id}/trials").json()["items"]
+    return {
+        trial["number"]: [
+            (e.type, e.data["status"])
+            for e in events_of(api, f"/v1/jobs/{trial['job_id']}/events", start_id(backend))
+            if e.type in ("status", "end")
+        ]
+        for trial in trials
+    }
+
+
+def test_a_cancelled_studys_queued_trials_end_their_own_streams(
+    backend: Backend, api: Api, dataset_id: str
+) -> None:
+    study = _study(api, dataset_id, max_trials=4, parallel_trials=2)
+    assert api.post(f"/v1/studies/{study['id']}/cancel").status_code == 202
+
+    ends = _trial_ends(backend, api, study["id"])
+
+    assert ends == {n: [("status", "cancelled"), ("end", "cancelled")] for n in (0, 1)}
+
+
+def test_a_study_over_its_failed_trials_ends_the_queued_trials_streams(
+    backend: Backend, api: Api, dataset_id: str, tmp_path
+) -> None:
+    study = _study(api, dataset_id, max_trials=4, parallel_trials=2, max_failed_trials=0)
+    # A worker whose store lacks the dataset: the trial fails, and the study with it.
+    resources = replace(worker_resources(backend), store=Store(tmp_path.as_uri()))
+    first = api.get(f"/v1/studies/{study['id']}/trials").json()["items"][0]
+    assert run_training_job(resources, first["job_id"], observe_trial) == "failed"
+
+    after = api.get(f"/v1/studies/{study['id']}").json()
+    assert after["status"] == "failed" and "max_failed_trials of 0" in after["error"]
+    assert after["counts"]["cancelled"] == 1
+    assert _trial_ends(backend, api, study["id"])[1] == [
+        ("status", "cancelled"),
+        ("end", "cancelled"),
+    ]

@@ -35,6 +35,7 @@ def test_a_succeeded_job_shows_its_evaluation_leakage_counts_and_folds(
     assert evaluation["rows"] == report["rows"]["test"]
     assert set(evaluation["metrics"]) == {
         "accuracy",
+        "balanced_accuracy",
         "precision_macro",
         "recall_macro",
         "f1_macro",

@@ -126,6 +126,15 @@ def test_a_malformed_space_or_objective_is_422(api: Api, dataset_id: str) -> Non
     )
     error = assert_invalid(response, "objective.metric")
     assert "val_accuracy" in error["message"]
+    # With no validation rows, trials would have no validation metric to report.
+    no_validation = {
+        **BASE,
+        "training": {**BASE.get("training", {}), "early_stopping": None},
+        "data": {"split": {"validation": 0}},
+    }
+    response = api.post("/v1/studies", json={**body, "spec": no_validation, "search_space": SPACE})
+    error = assert_invalid(response, "objective.metric")
+    assert "data.split.validation is 0" in error["message"]
 
 
 def test_a_cancelled_study_cancels_its_queued_trials_and_queues_no_more(
