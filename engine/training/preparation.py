@@ -580,12 +580,13 @@ def _given_repeats(name: str, train_codes: np.ndarray, given_codes: np.ndarray) 
     ]
 
 
-def _embeds_codes(spec: Spec, data: ArrayData) -> bool:
-    """Whether x holds the integer codes of a layers list's first `embedding` (token ids):
-    they must reach it as they are, not standardised. Codes outside the table are refused."""
+def _embeds_codes(spec: Spec, data: ArrayData) -> int | None:
+    """How many codes a layers list's first `embedding` takes, when there is one: x then holds
+    its integer codes (token ids), which must reach it as they are, not standardised. Codes
+    outside the table are refused."""
     model = spec.model
     if not isinstance(model, LayersConfig) or not isinstance(model.layers[0], EmbeddingLayer):
-        return False
+        return None
     layer = model.layers[0]
     if data.kind != "vector":
         raise SpecMismatch(
@@ -600,7 +601,7 @@ def _embeds_codes(spec: Spec, data: ArrayData) -> bool:
             f"x must hold integer codes 0..{layer.num_embeddings - 1}; it holds values from "
             f"{float(x.min()):g} to {float(x.max()):g}",
         )
-    return True
+    return layer.num_embeddings
 
 
 def _refuse_split_columns(spec: Spec, reason: str) -> None:

@@ -166,6 +166,14 @@ def test_a_padded_token_model_with_attention_trains_and_predicts(api: Api, run_j
     assert response.status_code == 200, response.text
     predictions = response.json()["predictions"]
     assert len(predictions) == 2 and predictions[0]["label"] in (0, 1)
+    # A code the embedding does not have is the caller's mistake, named, not a 500.
+    response = api.post(
+        f"/v1/models/{job['model_id']}/predict",
+        json={"instances": [short, [99] * STEPS, [1.5] * STEPS]},
+    )
+    error = assert_invalid(response, "instances[1]")
+    assert "instances[2]" in [d["field"] for d in error["details"]]
+    assert f"0..{VOCABULARY - 1}" in error["message"]
 
 
 def test_an_rnn_with_attention_pooling_trains(api: Api, run_job, sequences_id) -> None:
