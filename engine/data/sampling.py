@@ -79,8 +79,10 @@ def table_blocks(features: list[Feature]) -> list[Block]:
     return blocks
 
 
-def vector_blocks(width: int) -> list[Block]:
-    return [Block(f"x[{i}]", i) for i in range(width)]
+def vector_blocks(width: int, codes: bool = False) -> list[Block]:
+    """A vector array's columns: numbers, or (`codes`, token ids for an embedding) categories,
+    which SMOTE must not interpolate into codes that do not exist."""
+    return [Block(f"x[{i}]", i, categorical=codes) for i in range(width)]
 
 
 def check_synthesis(spec: Spec, blocks: list[Block] | None, labels: np.ndarray) -> None:

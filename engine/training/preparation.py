@@ -406,8 +406,9 @@ def _prepare_arrays(
     preprocessor = fit_array_preprocessor(
         data, split.train, spec.data.image_size, spec.task, codes=_embeds_codes(spec, data)
     )
+    token_codes = preprocessor.codes is not None
     pipeline = ArrayPipeline(preprocessor)
-    blocks = vector_blocks(data.x.shape[1]) if data.kind == "vector" else None
+    blocks = vector_blocks(data.x.shape[1], token_codes) if data.kind == "vector" else None
     if spec.data.sampling.method in SYNTHETIC_METHODS:
         check_synthesis(spec, blocks, preprocessor.encode_target(data)[split.train])
     if fit_only:

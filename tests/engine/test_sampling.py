@@ -257,3 +257,28 @@ def test_the_dry_run_checks_k_neighbors_on_every_folds_training_rows():
     with pytest.raises(SpecMismatch) as info:
         dry_run(folded, table)
     assert info.value.field == "data.sampling.k_neighbors"
+
+
+def test_token_codes_for_an_embedding_count_as_categorical_for_smote():
+    rng = np.random.default_rng(0)
+    y = (np.arange(120) % 4 == 0).astype(np.int64)
+    x = rng.integers(1, 9, size=(120, 6)).astype(np.float32)
+    x[y == 1, 0] = 9
+    tokens = ArrayData(x, y, [0, 1], "vector")
+    layers = [{"type": "embedding", "num_embeddings": 10, "dim": 4}, {"type": "flatten"}]
+
+    def spec(method: str) -> Spec:
+        return Spec.model_validate(
+            {
+                "task": "classification",
+                "target": "y",
+                "model": {"layers": layers},
+                "data": {"sampling": {"method": method}},
+            }
+        )
+
+    with pytest.raises(SpecMismatch, match="use smotenc"):
+        dry_run(spec("smote"), tokens)
+    prepared = prepare(spec("smoten"), tokens)
+    synthetic = prepared.x_train[sum(prepared.sampling["before"].values()) :].numpy()
+    assert len(synthetic) and set(np.unique(synthetic)) <= set(range(10))  # real codes only
