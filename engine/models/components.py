@@ -169,9 +169,9 @@ class Embedding(nn.Module):
 
     kind = "embedding"
 
-    def __init__(self, num_embeddings: int, dim: int) -> None:
+    def __init__(self, num_embeddings: int, dim: int, padding_idx: int | None = None) -> None:
         super().__init__()
-        self.embedding = nn.Embedding(num_embeddings, dim)
+        self.embedding = nn.Embedding(num_embeddings, dim, padding_idx=padding_idx)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.embedding(x.long())

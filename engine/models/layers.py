@@ -7,6 +7,14 @@ Layouts: features [F]; sequences [T, C], time-major, throughout the list (conv1d
 batch norm transpose to channels-first and back inside, so they mix freely with recurrent
 layers); images [C, H, W]. `dense` acts on the last axis, like `nn.Linear`.
 
+Masks: when the first layer is an `embedding` with a `padding_idx`, the steps holding that
+code are padding. A mask [N, T] (True for a real step) is made from the codes and handed to
+every layer that can use it (self_attention, attention_pooling, global_avg_pool, residual
+blocks around them) for as long as the layers keep the sequence [T, C] at its length T; a
+layer that changes T (pooling, a strided or unpadded conv1d, a recurrent layer without
+return_sequences, flatten) ends it. Recurrent layers read padded steps as the padding code's
+zero vector.
+
 The head: for classification, regression and forecasting, unless the last layer is a `dense`
 whose output is already [output size], `flatten` (when the rank is above 1) and
 `dense(output size)` with identity output are appended. For reconstruction nothing is
@@ -23,6 +31,7 @@ import torch
 from torch import nn
 
 from engine.errors import SpecMismatch
+from engine.models.attention import AttentionPooling, SelfAttention
 from engine.models.components import (
     Built,
     Embedding,
@@ -40,6 +49,7 @@ from engine.models.components import (
 )
 from engine.spec.model import (
     ActivationLayer,
+    AttentionPoolingLayer,
     AvgPool1dLayer,
     AvgPool2dLayer,
     BatchNormLayer,
@@ -59,40 +69,83 @@ from engine.spec.model import (
     MaxPool2dLayer,
     ResidualLayer,
     RNNLayer,
+    SelfAttentionLayer,
 )
 
 AT_LAYER = "at this layer the input is"
 
 
 class Unit(nn.Sequential):
-    """The modules of one layer of the list, and its type for the model summary."""
+    """The modules of one layer of the list, and its type for the model summary.
+    `keeps_mask`: the padding mask still describes this layer's output steps."""
 
-    def __init__(self, kind: str, *modules: nn.Module) -> None:
+    takes_mask = True
+
+    def __init__(self, kind: str, *modules: nn.Module, keeps_mask: bool = False) -> None:
         super().__init__(*modules)
         self.kind = kind
+        self.keeps_mask = keeps_mask
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return _run(self, x, mask)
+
+
+def _run(modules: nn.Module, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Each module in turn; those that take a mask get it while it is still valid."""
+    for module in modules.children():
+        x = module(x, mask) if getattr(module, "takes_mask", False) else module(x)
+        if isinstance(module, Unit) and not module.keeps_mask:
+            mask = None
+    return x
 
 
 class TimeMean(nn.Module):
-    """Global average pooling of a time-major sequence: [N, T, C] -> [N, C]."""
+    """Global average pooling of a time-major sequence: [N, T, C] -> [N, C]; with a mask,
+    the mean of the real steps."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mean(dim=1)
+    takes_mask = True
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is None:
+            return x.mean(dim=1)
+        weights = mask.to(x.dtype).unsqueeze(-1)
+        return (x * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+class MaskedResidual(Residual):
+    """A residual block of the list: its inner layers get the padding mask."""
+
+    takes_mask = True
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        skip = x if self.projection is None else self.projection(x)
+        return skip + _run(self.body, x, mask)
 
 
 class LayerStack(nn.Module):
-    def __init__(self, layers: list[Unit], head: nn.Sequential | None) -> None:
+    def __init__(
+        self, layers: list[Unit], head: nn.Sequential | None, padding_code: int | None = None
+    ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(layers)
         self.head = head
+        self.padding_code = padding_code
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x = layer(x)
+        # Codes arrive as floats, as every input does; a padded step holds the padding code.
+        mask = None if self.padding_code is None else x != self.padding_code
+        x = _run(self.layers, x, mask)
         return x if self.head is None else self.head(x)
 
 
 def build_layers(config: LayersConfig, input_shape: Shape, output_dim: int, task: str) -> Built:
-    units, shape = _build_list(config.layers, input_shape, "model.layers", config.init, top=True)
+    first = config.layers[0]
+    padding_code = first.padding_idx if isinstance(first, EmbeddingLayer) else None
+    # The mask covers the embedding's steps: the codes' positions.
+    mask_steps = input_shape[0] if padding_code is not None else None
+    units, shape = _build_list(
+        config.layers, input_shape, "model.layers", config.init, top=True, mask_steps=mask_steps
+    )
     head = None
     if task == "reconstruction":
         if shape != input_shape:
@@ -108,11 +161,16 @@ def build_layers(config: LayersConfig, input_shape: Shape, output_dim: int, task
         )
         initialise(head, config.init)
         shape = (output_dim,)
-    return Built(LayerStack(units, head), shape)
+    return Built(LayerStack(units, head, padding_code), shape)
 
 
 def _build_list(
-    layers: list[Layer], shape: Shape, prefix: str, init: Init, top: bool
+    layers: list[Layer],
+    shape: Shape,
+    prefix: str,
+    init: Init,
+    top: bool,
+    mask_steps: int | None = None,
 ) -> tuple[list[Unit], Shape]:
     units = []
     for index, layer in enumerate(layers):
@@ -121,19 +179,27 @@ def _build_list(
             raise SpecMismatch(
                 f"{path}.type", "embedding takes integer codes, so it must be the first layer"
             )
-        unit, shape = _build_layer(layer, shape, path, init)
+        unit, shape = _build_layer(layer, shape, path, init, mask_steps)
+        if mask_steps is not None and not (len(shape) == 2 and shape[0] == mask_steps):
+            mask_steps = None  # the steps no longer line up with the codes' positions
+        unit.keeps_mask = mask_steps is not None
         units.append(unit)
     return units, shape
 
 
-def _build_layer(layer: Layer, shape: Shape, path: str, init: Init) -> tuple[Unit, Shape]:
+def _build_layer(
+    layer: Layer, shape: Shape, path: str, init: Init, mask_steps: int | None = None
+) -> tuple[Unit, Shape]:
     kind = layer.type
     act = getattr(layer, "activation", None)
     slope = getattr(layer, "negative_slope", 0.01)
     build = LAYER_BUILDERS.get(kind)
     if build is None:  # pragma: no cover - the spec's union admits no other type
         raise SpecMismatch(f"{path}.type", f"unknown layer type {kind!r}")
-    modules, shape = build(layer, shape, path, init)
+    if isinstance(layer, ResidualLayer):
+        modules, shape = _build_residual(layer, shape, path, init, mask_steps)
+    else:
+        modules, shape = build(layer, shape, path, init)
 
     if act is not None:
         modules.append(activation(act, slope))
@@ -287,9 +353,30 @@ def _build_embedding(
     layer: EmbeddingLayer, shape: Shape, path: str, init: Init
 ) -> tuple[list[nn.Module], Shape]:
     require_rank(shape, (1,), path, "embedding (integer codes)", AT_LAYER)
-    modules: list[nn.Module] = [Embedding(layer.num_embeddings, layer.dim)]
+    modules: list[nn.Module] = [Embedding(layer.num_embeddings, layer.dim, layer.padding_idx)]
     shape = (shape[0], layer.dim)
     return modules, shape
+
+
+def _build_self_attention(
+    layer: SelfAttentionLayer, shape: Shape, path: str, init: Init
+) -> tuple[list[nn.Module], Shape]:
+    require_rank(shape, (2,), path, layer.type, AT_LAYER)
+    channels = shape[1]
+    if channels % layer.heads:
+        raise SpecMismatch(
+            f"{path}.heads",
+            f"{layer.heads} heads do not divide the {channels} channels at that layer; "
+            "each head takes an equal share",
+        )
+    return [SelfAttention(channels, layer.heads, layer.dropout)], shape
+
+
+def _build_attention_pooling(
+    layer: AttentionPoolingLayer, shape: Shape, path: str, init: Init
+) -> tuple[list[nn.Module], Shape]:
+    require_rank(shape, (2,), path, layer.type, AT_LAYER)
+    return [AttentionPooling(shape[1], layer.hidden)], (shape[1],)
 
 
 def _build_activation(
@@ -299,13 +386,15 @@ def _build_activation(
 
 
 def _build_residual(
-    layer: ResidualLayer, shape: Shape, path: str, init: Init
+    layer: ResidualLayer, shape: Shape, path: str, init: Init, mask_steps: int | None = None
 ) -> tuple[list[nn.Module], Shape]:
-    inner, inner_shape = _build_list(layer.layers, shape, f"{path}.layers", init, top=False)
+    inner, inner_shape = _build_list(
+        layer.layers, shape, f"{path}.layers", init, top=False, mask_steps=mask_steps
+    )
     projection = _projection(shape, inner_shape, f"{path}.layers")
     if projection is not None:
         initialise(projection, init)
-    modules: list[nn.Module] = [Residual(nn.Sequential(*inner), projection)]
+    modules: list[nn.Module] = [MaskedResidual(nn.Sequential(*inner), projection)]
     return modules, inner_shape
 
 
@@ -326,6 +415,8 @@ LAYER_BUILDERS: dict[str, LayerBuilder] = {
     "lstm": _build_recurrent,
     "gru": _build_recurrent,
     "embedding": _build_embedding,
+    "self_attention": _build_self_attention,
+    "attention_pooling": _build_attention_pooling,
     "activation": _build_activation,
     "residual": _build_residual,
 }

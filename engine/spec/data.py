@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from engine.spec.base import SpecModel
 
@@ -192,12 +192,36 @@ class SplitConfig(SpecModel):
 class SamplingConfig(SpecModel):
     """Class imbalance, for classification; applied to the training rows only."""
 
-    method: Literal["none", "undersample", "oversample", "class_weights"] = Field(
+    method: Literal[
+        "none", "undersample", "oversample", "class_weights", "smote", "smotenc", "smoten"
+    ] = Field(
         default="none",
         description="undersample: drop rows of larger classes down to the smallest; "
         "oversample: repeat rows of smaller classes up to the largest; class_weights: "
-        "weigh the loss by n_rows / (n_classes * rows of the class).",
+        "weigh the loss by n_rows / (n_classes * rows of the class); smote: add synthetic "
+        "rows of the smaller classes up to the largest, each between a row and one of its "
+        "k_neighbors nearest same-class rows (numeric features only); smotenc: the same with "
+        "categorical features, which take the most frequent category of the neighbours; "
+        "smoten: every feature categorical.",
     )
+    k_neighbors: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="smote, smotenc, smoten: the neighbours a synthetic row is drawn "
+        "towards; every class needs at least k_neighbors + 1 training rows.",
+    )
+
+    # A field validator, so the error names spec.data.sampling.k_neighbors.
+    @field_validator("k_neighbors")
+    @classmethod
+    def _neighbours_for_smote(cls, k_neighbors: int, info: ValidationInfo) -> int:
+        if k_neighbors != 5 and info.data.get("method") not in SYNTHETIC_METHODS:
+            raise ValueError("k_neighbors applies to methods smote, smotenc and smoten only")
+        return k_neighbors
+
+
+SYNTHETIC_METHODS = ("smote", "smotenc", "smoten")
 
 
 class AugmentConfig(SpecModel):

@@ -16,6 +16,8 @@ from typing import Annotated, Literal
 from pydantic import (
     Field,
     Tag,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -153,6 +155,43 @@ class EmbeddingLayer(SpecModel):
     type: Literal["embedding"] = "embedding"
     num_embeddings: int = Field(ge=1, le=1_000_000)
     dim: int = Field(ge=1, le=4096)
+    padding_idx: int | None = Field(
+        default=None,
+        ge=0,
+        description="The code that pads a sequence to its length (often 0): its vector is "
+        "zero and never trained, and the self_attention, attention_pooling and "
+        "global_avg_pool layers after it leave padded steps out (a mask, kept while the "
+        "layers keep the sequence length).",
+    )
+
+    # Field validators (not model validators), so an error names the field.
+    @field_validator("padding_idx")
+    @classmethod
+    def _padding_is_a_code(cls, padding_idx: int | None, info: ValidationInfo) -> int | None:
+        size = info.data.get("num_embeddings")
+        if padding_idx is not None and size is not None and padding_idx >= size:
+            raise ValueError(f"padding_idx {padding_idx} is not a code below num_embeddings {size}")
+        return padding_idx
+
+
+class SelfAttentionLayer(SpecModel):
+    """Multi-head scaled dot-product self-attention over time, [T, C] -> [T, C]: every step
+    attends to every (unpadded) step. No positional encoding; C must be divisible by heads.
+    Wrap it in a `residual` for a transformer-style block."""
+
+    type: Literal["self_attention"] = "self_attention"
+    heads: int = Field(default=1, ge=1, le=64)
+    dropout: Rate = Field(default=0.0, description="On the attention weights, in training.")
+
+
+class AttentionPoolingLayer(SpecModel):
+    """A learned weighted mean over time, [T, C] -> [C]: a softmax over a score per step
+    (linear, or additive with `hidden` tanh units); padded steps get zero weight."""
+
+    type: Literal["attention_pooling"] = "attention_pooling"
+    hidden: Units | None = Field(
+        default=None, description="Units of the additive (Bahdanau) score; default: linear."
+    )
 
 
 class ActivationLayer(SpecModel):
@@ -186,6 +225,8 @@ LAYER_TYPES: dict[str, type[SpecModel]] = {
     "lstm": LSTMLayer,
     "gru": GRULayer,
     "embedding": EmbeddingLayer,
+    "self_attention": SelfAttentionLayer,
+    "attention_pooling": AttentionPoolingLayer,
     "activation": ActivationLayer,
     "residual": ResidualLayer,
 }
@@ -208,6 +249,8 @@ Layer = Annotated[
     | Annotated[LSTMLayer, Tag("lstm")]
     | Annotated[GRULayer, Tag("gru")]
     | Annotated[EmbeddingLayer, Tag("embedding")]
+    | Annotated[SelfAttentionLayer, Tag("self_attention")]
+    | Annotated[AttentionPoolingLayer, Tag("attention_pooling")]
     | Annotated[ActivationLayer, Tag("activation")]
     | Annotated[ResidualLayer, Tag("residual")],
     _layer_discriminator,
@@ -267,7 +310,8 @@ class CNNConfig(SpecModel):
 
 class RNNConfig(SpecModel):
     """Recurrent network on sequence input [T, C]: the final state of the top layer (of both
-    directions when bidirectional) feeds a dense head."""
+    directions when bidirectional) feeds a dense head; with `attention`, an attention-weighted
+    mean of the top layer's outputs at every step does instead."""
 
     family: Literal["rnn"] = "rnn"
     cell: Cell = "lstm"
@@ -275,12 +319,31 @@ class RNNConfig(SpecModel):
     layers: int = Field(default=1, ge=1, le=8)
     bidirectional: bool = False
     dropout: Rate = Field(default=0.0, description="Between stacked layers and before the head.")
+    attention: Literal["none", "pooling", "self"] = Field(
+        default="none",
+        description="How the recurrent outputs become one vector: none, the final state; "
+        "pooling, attention pooling over every step's output; self, multi-head "
+        "self-attention over the outputs (with a skip connection), then attention pooling.",
+    )
+    attention_heads: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="attention 'self': heads; they must divide directions * hidden.",
+    )
     activation: Activation = Field(default="relu", description="Of the head's hidden layers.")
     negative_slope: NegativeSlope = 0.01
     head: list[Units] = Field(
         default_factory=list, max_length=8, description="Hidden dense widths before the output."
     )
     init: Init = Field(default="default", description=INIT_DESCRIPTION)
+
+    @field_validator("attention_heads")
+    @classmethod
+    def _heads_with_self_attention(cls, heads: int, info: ValidationInfo) -> int:
+        if heads != 1 and info.data.get("attention") != "self":
+            raise ValueError("attention_heads applies to attention 'self' only")
+        return heads
 
 
 class AutoencoderConfig(SpecModel):

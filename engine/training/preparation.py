@@ -25,7 +25,16 @@ from engine.data.preprocess.checks import check_spec_against_schema, require_def
 from engine.data.preprocess.cleaning import clean_training_rows, drop_missing_target
 from engine.data.preprocess.columns import resolve_features
 from engine.data.preprocess.fit import fit_preprocessor
-from engine.data.sampling import check_sampling, class_counts, resample
+from engine.data.sampling import (
+    Block,
+    check_sampling,
+    check_synthesis,
+    class_counts,
+    resample,
+    synthesise,
+    table_blocks,
+    vector_blocks,
+)
 from engine.data.split import (
     SplitIndices,
     cross_validation_splits,
@@ -39,6 +48,8 @@ from engine.errors import DataError, SpecMismatch
 from engine.models import DEFAULT_MAX_PARAMETERS, ModelSummary, default_model_config, describe_model
 from engine.pipeline import ArrayPipeline, Pipeline, TablePipeline, WindowPipeline
 from engine.spec import Spec
+from engine.spec.data import SYNTHETIC_METHODS
+from engine.spec.model import EmbeddingLayer, LayersConfig
 from engine.spec.training import check_loss_for_task
 from engine.training.trainer import check_without_validation
 
@@ -95,6 +106,12 @@ def dry_run(
     The pipeline is fitted on the whole training split (so every class and category counts)
     but no tensors are built: that is the costly part of preparing data."""
     pipeline = prepare(spec, data, fit_only=True, given=given).pipeline
+    folds = spec.data.split.folds
+    if folds is not None and spec.data.sampling.method in SYNTHETIC_METHODS:
+        # Each fold resamples its own training rows, fewer than the final split's: a class
+        # too small for k_neighbors there would fail the job after it was accepted.
+        for fold in range(folds):
+            prepare(spec, data, fit_only=True, fold=fold, given=given)
     spec = resolve_spec(spec, pipeline)
     return spec, describe_model(
         spec,
@@ -205,6 +222,10 @@ def _prepare_table(
     train_rows, dropped = clean_training_rows(spec, table.take(split.train))
 
     pipeline = TablePipeline(fit_preprocessor(spec, train_rows))
+    blocks = table_blocks(pipeline.preprocessor.features)
+    if spec.data.sampling.method in SYNTHETIC_METHODS:
+        train_labels = pipeline.preprocessor.encode_target(train_rows.column(spec.target))
+        check_synthesis(spec, blocks, train_labels)
     if fit_only:
         return _fitted(pipeline)
     # The leakage guard compares raw values of the input columns and the target.
@@ -248,6 +269,7 @@ def _prepare_table(
         dropped=dropped,
         leakage=leakage,
         notes=notes,
+        blocks=blocks,
     )
 
 
@@ -381,8 +403,14 @@ def _prepare_arrays(
         raise SpecMismatch("task", "forecasting reads a CSV time series, not arrays")
     labels = data.y if spec.task == "classification" else None
     split = _split(spec, data.n, fold, labels)
-    preprocessor = fit_array_preprocessor(data, split.train, spec.data.image_size, spec.task)
+    preprocessor = fit_array_preprocessor(
+        data, split.train, spec.data.image_size, spec.task, codes=_embeds_codes(spec, data)
+    )
+    token_codes = preprocessor.codes is not None
     pipeline = ArrayPipeline(preprocessor)
+    blocks = vector_blocks(data.x.shape[1], token_codes) if data.kind == "vector" else None
+    if spec.data.sampling.method in SYNTHETIC_METHODS:
+        check_synthesis(spec, blocks, preprocessor.encode_target(data)[split.train])
     if fit_only:
         return _fitted(pipeline)
     # The leakage guard compares the stored x (and y) bytes, before any scaling.
@@ -414,6 +442,7 @@ def _prepare_arrays(
         target_scale=preprocessor.target.scale,
         leakage=leakage,
         notes=notes,
+        blocks=blocks,
         wants_validation=spec.data.split.validation > 0 or given.validation is not None,
     )
 
@@ -552,6 +581,30 @@ def _given_repeats(name: str, train_codes: np.ndarray, given_codes: np.ndarray) 
     ]
 
 
+def _embeds_codes(spec: Spec, data: ArrayData) -> int | None:
+    """How many codes a layers list's first `embedding` takes, when there is one: x then holds
+    its integer codes (token ids), which must reach it as they are, not standardised. Codes
+    outside the table are refused."""
+    model = spec.model
+    if not isinstance(model, LayersConfig) or not isinstance(model.layers[0], EmbeddingLayer):
+        return None
+    layer = model.layers[0]
+    if data.kind != "vector":
+        raise SpecMismatch(
+            "model.layers[0].type", f"embedding takes a vector of codes [T]; x holds {data.kind}s"
+        )
+    x = data.x
+    if x.size and (
+        not np.array_equal(x, np.round(x)) or x.min() < 0 or x.max() >= layer.num_embeddings
+    ):
+        raise SpecMismatch(
+            "model.layers[0].num_embeddings",
+            f"x must hold integer codes 0..{layer.num_embeddings - 1}; it holds values from "
+            f"{float(x.min()):g} to {float(x.max()):g}",
+        )
+    return layer.num_embeddings
+
+
 def _refuse_split_columns(spec: Spec, reason: str) -> None:
     config = spec.data.split
     for field_name in ("group", "order_by"):
@@ -577,9 +630,11 @@ def _tensors(
     leakage: dict[str, int] | None = None,
     notes: list[str] | None = None,
     wants_validation: bool = True,
+    blocks: list[Block] | None = None,
 ) -> PreparedData:
     """`wants_validation` False (data.split.validation 0, no validation set given) trains with
-    no validation rows; otherwise an empty validation split is an error."""
+    no validation rows; otherwise an empty validation split is an error. `blocks`: the encoded
+    input's feature blocks, for smote/smotenc/smoten."""
     classification = spec.task == "classification"
     parts = []
     for x, y in (train, validation, test):
@@ -597,15 +652,23 @@ def _tensors(
     if classification and method != "none":
         x, y = parts[0]
         classes = pipeline.classes()
-        picked = resample(y, method, spec.seed)
-        if picked is not None:
-            parts[0] = (x[picked], y[picked])
+        if method in SYNTHETIC_METHODS:
+            if blocks is None:  # pragma: no cover - check_synthesis refused it already
+                raise SpecMismatch("data.sampling.method", f"{method} needs feature vectors")
+            k = spec.data.sampling.k_neighbors
+            parts[0] = synthesise(x, y, method, k, spec.seed, blocks)
+        else:
+            picked = resample(y, method, spec.seed)
+            if picked is not None:
+                parts[0] = (x[picked], y[picked])
         after = parts[0][1]
         sampling = {
             "method": method,
             "before": class_counts(y, classes),
             "after": class_counts(after, classes),
         }
+        if method in SYNTHETIC_METHODS:
+            sampling["synthetic"] = len(after) - len(y)
     tensors = [torch.from_numpy(np.ascontiguousarray(array)) for pair in parts for array in pair]
     rows = {
         name: len(pair[0])

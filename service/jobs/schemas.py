@@ -75,6 +75,9 @@ class Sampling(BaseModel):
     method: str
     before: dict[str, int] = Field(description="Training rows per class before sampling.")
     after: dict[str, int] = Field(description="Training rows per class trained on.")
+    synthetic: int | None = Field(
+        default=None, description="smote, smotenc, smoten: synthetic training rows added."
+    )
 
 
 class JobReport(BaseModel):

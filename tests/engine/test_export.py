@@ -60,6 +60,15 @@ def _sequences(n: int = 40, with_labels: bool = True) -> ArrayData:
     return ArrayData(x, y, [0, 1] if with_labels else None, "sequence")
 
 
+def _tokens(n: int = 40) -> ArrayData:
+    """Codes 1..9 padded with 0 to 8 steps."""
+    rng = np.random.default_rng(4)
+    x = rng.integers(1, 10, size=(n, 8)).astype(np.float32)
+    x[np.arange(8)[None, :] >= rng.integers(2, 9, size=(n, 1))] = 0
+    y = (x == 3).any(axis=1).astype(np.int64)
+    return ArrayData(x, y, [0, 1], "vector")
+
+
 def _cities(n: int = 200) -> dict[str, list]:
     rng = np.random.default_rng(2)
     city = rng.integers(0, 60, size=n)
@@ -102,6 +111,34 @@ CASES = {
             {"family": "rnn", "cell": "gru", "hidden": 8, "bidirectional": True, "head": [8]},
         ),
         _sequences(),
+    ),
+    "gru with self-attention": lambda: (
+        _spec(
+            "classification",
+            "y",
+            {
+                "family": "rnn",
+                "cell": "gru",
+                "hidden": 8,
+                "attention": "self",
+                "attention_heads": 2,
+            },
+        ),
+        _sequences(),
+    ),
+    "padded tokens with attention": lambda: (
+        _spec(
+            "classification",
+            "y",
+            {
+                "layers": [
+                    {"type": "embedding", "num_embeddings": 10, "dim": 4, "padding_idx": 0},
+                    {"type": "residual", "layers": [{"type": "self_attention", "heads": 2}]},
+                    {"type": "attention_pooling", "hidden": 4},
+                ]
+            },
+        ),
+        _tokens(),
     ),
     "dense autoencoder": lambda: (
         _spec("reconstruction", None, {"family": "autoencoder", "hidden": [8], "latent": 3}),

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from engine.data.arrays.dataset import ArrayData
-from engine.data.arrays.instances import decode_instances
-from engine.errors import DataError, SpecMismatch
+from engine.data.arrays.instances import MAX_REPORTED_PROBLEMS, decode_instances
+from engine.errors import DataError, InvalidInstances, SpecMismatch
 
 # Rows go through transform/fit in blocks of about this many values, so a resize or a float
 # copy never doubles the memory of a large dataset.
@@ -47,6 +47,9 @@ class ArrayPreprocessor:
     # What a 255 pixel of a PNG/JPEG sent at predict time means in the units of the stored x.
     image_value_max: float | None = None
     target: ArrayTarget = field(default_factory=lambda: ArrayTarget("none"))
+    # x holds integer codes 0..codes-1 for an embedding layer (token ids), passed unscaled;
+    # None for any other x.
+    codes: int | None = None
 
     @property
     def input_shape(self) -> list[int]:
@@ -107,7 +110,10 @@ class ArrayPreprocessor:
                 pixels = decode_image_instance(value, channels, (height, width))
                 return pixels.astype(np.float32) * np.float32(value_max / 255.0)
 
-        return decode_instances(instances, self.source_shape, decode_image)
+        x = decode_instances(instances, self.source_shape, decode_image)
+        if self.codes is not None:
+            _check_codes(x, self.codes)
+        return x
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": 1, "type": "arrays", **asdict(self)}
@@ -138,11 +144,14 @@ def fit_array_preprocessor(
     train_index: np.ndarray,
     image_size: tuple[int, int] | None = None,
     task: str | None = None,
+    codes: int | None = None,
 ) -> ArrayPreprocessor:
     """Statistics from the training rows only, so nothing leaks from held-out rows.
 
     `task` picks the target encoding (classification, regression, reconstruction); None infers
-    it from y: labels -> classes, numbers -> numeric, no y -> none.
+    it from y: labels -> classes, numbers -> numeric, no y -> none. `codes`: x holds integer
+    codes 0..codes-1 for an embedding layer (token ids, 0 often padding), passed through
+    unscaled; predict instances outside them are refused.
     """
     train_index = np.asarray(train_index, dtype=np.int64)
     if train_index.size == 0:
@@ -169,9 +178,30 @@ def fit_array_preprocessor(
         image_size=size,
         image_value_max=value_max,
         target=_fit_target(data, train_index, task),
+        codes=codes,
     )
-    preprocessor.mean, preprocessor.std = _channel_stats(preprocessor, data.x, train_index)
+    if codes is not None:
+        width = source_shape[-1] if data.kind != "image" else source_shape[0]
+        preprocessor.mean, preprocessor.std = [0.0] * width, [1.0] * width
+    else:
+        preprocessor.mean, preprocessor.std = _channel_stats(preprocessor, data.x, train_index)
     return preprocessor
+
+
+def _check_codes(x: np.ndarray, codes: int) -> None:
+    """Every instance's values must be integer codes 0..codes-1, as the embedding reads them."""
+    flat = x.reshape(len(x), -1)
+    bad = ~((flat == np.round(flat)) & (flat >= 0) & (flat < codes)).all(axis=1)
+    if bad.any():
+        raise InvalidInstances(
+            [
+                {
+                    "field": f"instances[{i}]",
+                    "reason": f"expected integer codes 0..{codes - 1} (the embedding's)",
+                }
+                for i in np.flatnonzero(bad)[:MAX_REPORTED_PROBLEMS]
+            ]
+        )
 
 
 def _channel_stats(
