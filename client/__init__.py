@@ -38,6 +38,8 @@ from client.models import (
     Resource,
     Study,
     Trial,
+    Worker,
+    WorkerList,
 )
 from client.sdk import AsyncClient, Client, Retry
 
@@ -77,5 +79,7 @@ __all__ = [
     "Trial",
     "Unauthorized",
     "ValidationError",
+    "Worker",
+    "WorkerList",
     "parse_events",
 ]

@@ -139,6 +139,7 @@ class Job(Resource):
     trial_number: int | None = None
     validation_dataset_id: str | None = None
     test_dataset_id: str | None = None
+    waiting_reason: str | None = None
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -371,3 +372,20 @@ class Health(Resource):
 
 
 FINISHED = ("succeeded", "failed", "cancelled")
+
+
+# ---- the fleet (admin) ----------------------------------------------------------------------
+
+
+class Worker(Resource):
+    id: str = ""
+    hostname: str = ""
+    queues: list[str] = Field(default_factory=list)
+    cuda_devices: int = 0
+    cuda_memory_bytes: list[int] = Field(default_factory=list)
+    started_at: datetime | None = None
+    last_seen_at: datetime | None = None
+
+
+class WorkerList(Resource):
+    items: list[Worker] = Field(default_factory=list)

@@ -57,6 +57,7 @@ from client.models import (
     SpecCheck,
     Study,
     Trial,
+    WorkerList,
 )
 
 __all__ = [
@@ -569,6 +570,10 @@ class Operations:
 
     def iter_projects(self, page_size: int = 100) -> Iterator[Project]:
         return self._iterate(self.list_projects, page_size)
+
+    def list_workers(self) -> WorkerList:
+        """The live workers (admin key): the queues each listens on and its CUDA devices."""
+        return self._send(get("/v1/workers", one(WorkerList)))
 
     def create_project_key(self, project_id: str, name: str | None = None) -> KeyCreated:
         """A further key for a project; its secret is in this answer only."""

@@ -29,6 +29,7 @@ from service.core.store import Store
 from service.datasets.router import router as datasets_router
 from service.evaluations.router import model_router as evaluation_model_router
 from service.evaluations.router import router as evaluations_router
+from service.fleet.router import router as workers_router
 from service.health.router import router as health_router
 from service.jobs.repository import jobs
 from service.jobs.router import router as jobs_router
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(evaluations_router)
     app.include_router(specs_router)
     app.include_router(studies_router)
+    app.include_router(workers_router)
     mount_dashboard(app)
     return app
 

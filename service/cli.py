@@ -175,14 +175,29 @@ def api(
 def worker(
     queues: Annotated[str | None, typer.Option(help="Comma-separated queues, e.g. gpu,cpu")] = None,
 ) -> None:
-    """Run a Celery worker that trains jobs from the given queues, one at a time."""
+    """Run a Celery worker that trains jobs from the given queues, one at a time. The `gpu`
+    queue (jobs that ask for CUDA) is left out on a machine without CUDA; named in
+    `--queues` there, it is an error."""
+    from engine.cuda_inventory import cuda_inventory
+    from service.fleet.service import NoCuda, queues_to_listen
+
     settings = load_settings()
     # The worker is this very process after execv: it writes to the folder set here.
     share_metrics_dir(settings)
+    try:
+        listen = queues_to_listen(
+            (queues or settings.worker_queues).split(","), cuda_inventory(), queues is not None
+        )
+    except NoCuda as error:
+        typer.echo(f"trainyard worker: {error}", err=True)
+        raise typer.Exit(2) from None
+    if not listen:
+        typer.echo("trainyard worker: no queue to listen on", err=True)
+        raise typer.Exit(2)
     argv = [
         sys.executable, "-m", "celery", "-A", "workers.app:celery_app", "worker",
         "--pool=solo", "--loglevel=INFO",
-        "--queues", queues or settings.worker_queues,
+        "--queues", ",".join(listen),
         "--hostname", f"trainyard-{os.getpid()}@%h",
         "--without-gossip", "--without-mingle", "--without-heartbeat",
     ]  # fmt: skip

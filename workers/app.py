@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from functools import cache
@@ -9,9 +10,10 @@ from functools import cache
 from celery.exceptions import Reject
 from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
+from engine.cuda_inventory import cuda_inventory
 from service.batch_predictions.prediction_run import run_batch_prediction
 from service.core import metrics
-from service.core.database import create_db_engine, create_session_factory
+from service.core.database import create_db_engine, create_session_factory, transaction
 from service.core.leased_run import WorkerResources
 from service.core.queue import (
     BATCH_PREDICT_TASK,
@@ -24,10 +26,12 @@ from service.core.reconciler import Reconciler
 from service.core.settings import load_settings
 from service.core.store import Store
 from service.evaluations.evaluation_run import run_evaluation
+from service.fleet import service as fleet
 from service.jobs.training_run import run_training_job
 from service.studies.trial_observer import advance_stalled_studies, observe_trial
 from workers.work_kinds import WORK_KINDS
 
+log = logging.getLogger(__name__)
 settings = load_settings()
 celery_app = create_celery(settings)
 
@@ -47,18 +51,46 @@ def worker_resources() -> WorkerResources:
 
 
 @worker_ready.connect
+def advertise(sender: object, **_: object) -> None:
+    """The worker tells the fleet table what it listens on and what CUDA devices it has."""
+    resources = worker_resources()
+    queues = sorted(queue.name for queue in sender.task_consumer.queues)  # type: ignore[attr-defined]
+    with transaction(resources.session_factory) as session:
+        fleet.register_worker(
+            session, resources.worker_id, socket.gethostname(), queues, cuda_inventory()
+        )
+
+
+@worker_ready.connect
 def start_reconciler(**_: object) -> None:
     """Every worker watches for leased work whose worker vanished or whose message was lost;
     the updates are atomic, so several workers doing it at once is harmless. Studies a dead
-    worker left without their next trials are advanced too."""
+    worker left without their next trials are advanced too, and each pass shows the worker
+    alive in the fleet table."""
     resources = worker_resources()
     Reconciler(
         WORK_KINDS,
         resources.session_factory,
         resources.queue,
         settings,
-        sweeps=(lambda: advance_stalled_studies(resources),),
+        sweeps=(lambda: advance_stalled_studies(resources), lambda: seen(resources)),
     ).start()
+
+
+def seen(resources: WorkerResources) -> None:
+    with transaction(resources.session_factory) as session:
+        fleet.touch_worker(session, resources.worker_id)
+
+
+@worker_shutdown.connect
+def leave_fleet(**_: object) -> None:
+    resources = worker_resources()
+    try:
+        with transaction(resources.session_factory) as session:
+            fleet.remove_worker(session, resources.worker_id)
+    except Exception:
+        # A database that is down now: the row ages out of the live workers by itself.
+        log.warning("could not remove worker %s from the fleet table", resources.worker_id)
 
 
 @worker_ready.connect

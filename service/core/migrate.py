@@ -21,6 +21,7 @@ def target_metadata() -> MetaData:
     from service.core.database import Base
     from service.datasets import tables as _datasets  # noqa: F401
     from service.evaluations import tables as _evaluations  # noqa: F401
+    from service.fleet import tables as _fleet  # noqa: F401
     from service.idempotency import tables as _idempotency  # noqa: F401
     from service.jobs import tables as _jobs  # noqa: F401
     from service.models import tables as _models  # noqa: F401

@@ -15,6 +15,8 @@ from service.core.settings import Settings
 TRAIN_JOB_TASK = "trainyard.train_job"
 BATCH_PREDICT_TASK = "trainyard.batch_predict"
 EVALUATE_MODEL_TASK = "trainyard.evaluate_model"
+# The queue of jobs that ask for CUDA: only workers whose machine has CUDA listen on it.
+GPU_QUEUE = "gpu"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

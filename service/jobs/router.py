@@ -81,18 +81,19 @@ def create_job(
     )
     if not created:
         response.status_code = 200
-    return service.job_out(job)
+    return service.job_view(session, settings, job)
 
 
 @router.get("", operation_id="list_jobs")
 def list_jobs(
     project: CurrentProject,
     session: SessionDep,
+    settings: SettingsDep,
     status: WorkStatus | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[JobOut]:
-    return service.list_jobs(session, project, status, limit, offset)
+    return service.list_jobs(session, settings, project, status, limit, offset)
 
 
 # Before /{job_id}, which would take "compare" for a job id.
@@ -104,8 +105,10 @@ def compare_jobs(ids: CompareIds, project: CurrentProject, session: SessionDep) 
 
 
 @router.get("/{job_id}", operation_id="get_job", responses=error_responses(404))
-def get_job(job_id: str, project: CurrentProject, session: SessionDep) -> JobOut:
-    return service.job_out(service.get_job(session, project, job_id))
+def get_job(
+    job_id: str, project: CurrentProject, session: SessionDep, settings: SettingsDep
+) -> JobOut:
+    return service.job_view(session, settings, service.get_job(session, project, job_id))
 
 
 @router.get("/{job_id}/metrics", operation_id="get_job_metrics", responses=error_responses(404))

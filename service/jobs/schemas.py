@@ -114,6 +114,11 @@ class JobOut(BaseModel):
     spec: dict[str, Any]
     study_id: str | None = Field(default=None, description="Set on a study's trial.")
     trial_number: int | None = None
+    waiting_reason: str | None = Field(
+        default=None,
+        description="Set while queued when no live worker listens on the job's queue: why it "
+        "has not started (e.g. it asks for CUDA and no worker with CUDA is running).",
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

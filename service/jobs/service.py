@@ -15,10 +15,12 @@ from service.core.database import new_id, utcnow
 from service.core.deps import after_commit
 from service.core.errors import NotFound, found, invalid_field
 from service.core.leases import FINISHED, QUEUED, RUNNING, request_cancel
-from service.core.queue import TRAIN_JOB_TASK, JobQueue
+from service.core.queue import GPU_QUEUE, TRAIN_JOB_TASK, JobQueue
 from service.core.schemas import Page
 from service.core.settings import Settings
 from service.core.store import Store
+from service.fleet import service as fleet
+from service.fleet.tables import Worker
 from service.idempotency import service as idempotency
 from service.jobs.repository import jobs
 from service.jobs.schemas import (
@@ -88,7 +90,7 @@ def submit_job(
 
 
 def queue_for(spec: Spec, settings: Settings) -> str:
-    return "gpu" if spec.training.device == "cuda" else settings.default_queue
+    return GPU_QUEUE if spec.training.device == "cuda" else settings.default_queue
 
 
 def get_job(session: Session, project: Project, job_id: str) -> Job:
@@ -96,11 +98,17 @@ def get_job(session: Session, project: Project, job_id: str) -> Job:
 
 
 def list_jobs(
-    session: Session, project: Project, status: str | None, limit: int, offset: int
+    session: Session,
+    settings: Settings,
+    project: Project,
+    status: str | None,
+    limit: int,
+    offset: int,
 ) -> Page[JobOut]:
     rows = jobs.list_page(session, project.id, status, limit, offset)
+    live = fleet.live_workers(session, settings) if any(j.status == QUEUED for j in rows) else []
     return Page[JobOut](
-        items=[job_out(j) for j in rows],
+        items=[job_out(j, live) for j in rows],
         total=jobs.count(session, project.id, status),
         limit=limit,
         offset=offset,
@@ -223,7 +231,13 @@ def flatten_spec(spec: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def job_out(job: Job) -> JobOut:
+def job_view(session: Session, settings: Settings, job: Job) -> JobOut:
+    """The job as GET shows it: a queued one says why it waits when no worker can take it."""
+    return job_out(job, fleet.live_workers(session, settings) if job.status == QUEUED else None)
+
+
+def job_out(job: Job, live: list[Worker] | None = None) -> JobOut:
+    """The job's record; with the `live` workers, a queued job's `waiting_reason`."""
     error = (
         JobError(code=job.error_code, message=job.error_message or "") if job.error_code else None
     )
@@ -250,6 +264,11 @@ def job_out(job: Job) -> JobOut:
         spec=job.spec,
         study_id=job.study_id,
         trial_number=job.trial_number,
+        waiting_reason=(
+            fleet.waiting_reason(job.queue, live)
+            if live is not None and job.status == QUEUED
+            else None
+        ),
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
