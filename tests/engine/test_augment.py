@@ -152,8 +152,11 @@ def test_the_trainer_augments_training_batches_and_never_validation():
     training = model.seen[True]
     assert len(training) == 2 and all(b.shape == (30, 1, 4, 4) for b in training)
     assert not any(torch.equal(b.sort(dim=0).values, x[:30].sort(dim=0).values) for b in training)
-    # Eval mode saw the validation rows exactly as given (one probe row, then each epoch).
-    assert all(torch.equal(b, x[30 : 30 + len(b)]) for b in model.seen[False])
+    # Eval mode saw one training row as given (the output-shape probe: there may be no
+    # validation rows), then the validation rows exactly as given, each epoch.
+    probe, *validation = model.seen[False]
+    assert torch.equal(probe, x[:1])
+    assert len(validation) == 2 and all(torch.equal(b, x[30:]) for b in validation)
 
 
 def _images(n: int = 60) -> ArrayData:
