@@ -5,6 +5,7 @@ attributions add up to the output's move from the baseline; clear refusals."""
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pyarrow as pa
@@ -118,3 +119,20 @@ def test_autoencoders_are_not_explained():
     model = _predictor({"task": "reconstruction"}, pa.table(columns))
     with pytest.raises(NotExplainable, match="autoencoders"):
         explain(model, pa.table(columns).slice(0, 1).to_pylist())
+
+
+def test_training_reports_permutation_importance_per_raw_column():
+    spec = {
+        "task": "classification",
+        "target": "label",
+        "data": {"split": {"test": 0.25}},
+        "training": {"epochs": 15, "learning_rate": 0.01, "device": "cpu"},
+    }
+    trained = train(Spec.model_validate(spec), pa.table(mixed_classification()))
+    report = trained.report()["permutation_importance"]
+    assert report["metric"] == "accuracy" and report["repeats"] == 5
+    assert report["rows"] == trained.evaluation["rows"]
+    assert {row["feature"] for row in report["importances"]} == {"x1", "x2", "colour"}
+    # x1, x2 and colour all decide the label; a shuffled one costs accuracy.
+    assert all(row["mean"] > 0 for row in report["importances"])
+    assert json.loads(trained.files()["metrics.json"])["permutation_importance"] == report

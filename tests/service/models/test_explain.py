@@ -127,3 +127,10 @@ def test_a_forecasting_model_is_explained_per_window_step(backend: Backend, owne
     assert len(explanation["attributions"]) == 10
     assert explanation["channels"] == ["value"] and explanation["target"] == 2
     assert_invalid(explain(owner, model_id, instances=[window], target=3), "target")
+
+
+def test_the_job_report_carries_permutation_importance(owner: Api, classifier: str) -> None:
+    job_id = owner.get(f"/v1/models/{classifier}").json()["job_id"]
+    report = owner.get(f"/v1/jobs/{job_id}").json()["report"]["permutation_importance"]
+    assert report["metric"] == "accuracy" and report["repeats"] == 5
+    assert {row["feature"] for row in report["importances"]} == {"x1", "x2", "colour"}
