@@ -5,9 +5,12 @@ Trains two models through Trainyard: `small`, the MLP 50-256-256-10 (overhead-bo
 peer (bench/predict_peer.py, as `def` and as `async def`; the faster is the peer) with wrk:
 single-row requests at concurrency 1 (p50, p99: medians of five 2 s runs, the three servers
 taking turns) and at concurrency 32 for 15 s (requests/s, p50, p99, errors), and one request of
-10,000 rows (latency, best of 3). The last line is JSON.
+10,000 rows (latency, best of 3). Then `explain` on the small model: p50 and p95 of
+EXPLAIN_REQUESTS one-row requests, one at a time (integrated gradients, the default 32 steps).
+The last line is JSON.
 
     .venv/bin/python -m bench.predict [--seconds 15]     (needs `wrk`: apt-get install wrk)
+    .venv/bin/python -m bench.predict --explain-only     (the small model's explain alone)
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ KEY = "ty_bench_" + "p" * 24
 C1_ROUNDS = 5
 C1_SECONDS = 2
 FEATURES = 50
+EXPLAIN_REQUESTS = 200
 MODELS = {"small": [256, 256], "heavy": [2048, 2048, 2048]}
 LUA = """wrk.method = "POST"
 wrk.body = {body}
@@ -152,6 +156,25 @@ def under_load(url: str, key: str | None, instances: list[dict], seconds: int, s
     }
 
 
+def explain_latency(base_url: str, model_id: str, instances: list[dict]) -> dict[str, float]:
+    """p50 and p95 of one-row explain requests sent one after another, after a warm-up."""
+    url = f"{base_url}/v1/models/{model_id}/explain"
+    body, headers = single_row(instances), auth_headers(KEY)
+    timings = []
+    with httpx.Client(timeout=60) as http:
+        for i in range(EXPLAIN_REQUESTS + 10):
+            started = time.perf_counter()
+            http.post(url, json=body, headers=headers).raise_for_status()
+            if i >= 10:
+                timings.append((time.perf_counter() - started) * 1000)
+    cuts = statistics.quantiles(timings, n=100)
+    return {
+        "explain_p50_ms": round(statistics.median(timings), 3),
+        "explain_p95_ms": round(cuts[94], 3),
+        "explain_requests": len(timings),
+    }
+
+
 def peer(model_dir: Path, asynchronous: bool, scratch: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {"PEER_MODEL_DIR": str(model_dir), "PEER_ASYNC": "1" if asynchronous else "0"}
@@ -186,8 +209,12 @@ def peer(model_dir: Path, asynchronous: bool, scratch: Path) -> tuple[subprocess
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument(
+        "--explain-only", action="store_true", help="train the small model, time explain alone"
+    )
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
+    models = {"small": MODELS["small"]} if args.explain_only else MODELS
+    if not args.explain_only and shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
     table, instances = training_data()
     results: dict[str, dict] = {}
@@ -203,7 +230,7 @@ def main() -> None:
             with Client(base_url, KEY, timeout=600) as client:
                 dataset = client.upload_dataset(csv_bytes(table), "bench.csv")
                 model_ids = {}
-                for name, hidden in MODELS.items():
+                for name, hidden in models.items():
                     spec = {
                         "task": "classification",
                         "target": "label",
@@ -214,6 +241,12 @@ def main() -> None:
                     assert job["status"] == "succeeded", job
                     model_ids[name] = job["model_id"]
             stop(worker)
+            warm(f"{base_url}/v1/models/{model_ids['small']}/predict", KEY, instances)
+            explained = explain_latency(base_url, model_ids["small"], instances)
+            print("small explain", json.dumps(explained), flush=True)
+            if args.explain_only:
+                results["small"] = explained
+                model_ids = {}
             for name, model_id in model_ids.items():
                 model_dir = scratch / "data" / "store" / "models" / model_id
                 servers = {"ours": (f"{base_url}/v1/models/{model_id}/predict", KEY)}
@@ -243,6 +276,7 @@ def main() -> None:
                     **{k: v for k, v in ours.items() if k != "errors"},
                     **{f"{k}_peer": v for k, v in best.items() if k != "errors"},
                     "errors": ours["errors"] + best["errors"],
+                    **(explained if name == "small" else {}),
                 }
         finally:
             stop(api)

@@ -284,6 +284,27 @@ class Encoding(Resource):
     embeddings: list[list[float]] = Field(default_factory=list)
 
 
+class Explanation(Resource):
+    """One instance's attributions: per raw column (tables), per time step (sequences,
+    forecasting windows; `per_channel` [T, C]), per position (vectors) or a saliency map
+    [H, W] (images), towards `target` (a class, or a 1-based output)."""
+
+    prediction: Prediction | None = None
+    target: Any = None
+    attributions: dict[str, float] | list[Any] = Field(default_factory=list)
+    channels: list[str] | None = None
+    per_channel: list[list[float]] | None = None
+    convergence_delta: float = 0.0
+
+
+class ModelExplanation(Resource):
+    model_id: str = ""
+    method: str = ""
+    n_steps: int = 0
+    baseline: str = ""
+    explanations: list[Explanation] = Field(default_factory=list)
+
+
 class BatchProgress(Resource):
     rows_done: int = 0
     rows_total: int = 0

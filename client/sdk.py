@@ -47,6 +47,7 @@ from client.models import (
     KeyCreated,
     KeyList,
     Model,
+    ModelExplanation,
     ModelName,
     ModelVersion,
     Page,
@@ -418,6 +419,22 @@ class Operations:
         """The latent vectors of an autoencoder model, one per instance."""
         path = f"/v1/models/{model}/encode"
         return self._send(post(path, one(Encoding), json={"instances": instances}))
+
+    def explain_model(
+        self,
+        model: str,
+        instances: list[Any],
+        target: Any = None,
+        n_steps: int | None = None,
+    ) -> ModelExplanation:
+        """Integrated-gradients attributions of each instance's prediction, towards its
+        predicted class or `target` (a class; a 1-based output or forecast step)."""
+        body: dict[str, Any] = {"instances": instances}
+        if target is not None:
+            body["target"] = target
+        if n_steps is not None:
+            body["n_steps"] = n_steps
+        return self._send(post(f"/v1/models/{model}/explain", one(ModelExplanation), json=body))
 
     def export_model(self, model: str, format: str = "onnx") -> bytes:
         """The network as one file: `onnx`, `torchscript` or `safetensors`."""

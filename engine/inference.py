@@ -12,7 +12,7 @@ from torch import nn
 
 from engine.artifacts import load_model
 from engine.errors import EngineError
-from engine.pipeline import Pipeline
+from engine.pipeline import ArrayPipeline, Pipeline, WindowPipeline
 from engine.spec import Spec
 
 # Forward passes of bounded size, so one request of many rows keeps memory flat.
@@ -51,6 +51,22 @@ class Predictor:
         if not instances:
             return []
         inputs = torch.from_numpy(self.pipeline.inputs(instances))
+        predictions: list[dict[str, Any]] = []
+        for start in range(0, len(inputs), FORWARD_ROWS):
+            chunk = inputs[start : start + FORWARD_ROWS]
+            predictions += self.pipeline.predictions(self.network(chunk), chunk)
+        return predictions
+
+    @torch.inference_mode()
+    def predict_stored(self, x: np.ndarray) -> list[dict[str, Any]]:
+        """Predictions for inputs as a dataset stores them, not as JSON: arrays
+        [N, *source_shape] for array models, raw windows [N, window, C] for forecasting."""
+        if isinstance(self.pipeline, ArrayPipeline):
+            inputs = torch.from_numpy(self.pipeline.preprocessor.transform(x))
+        elif isinstance(self.pipeline, WindowPipeline):
+            inputs = torch.from_numpy(self.pipeline.scaler.transform(x.astype(np.float32)))
+        else:
+            raise EngineError("table models predict from rows: use predict")
         predictions: list[dict[str, Any]] = []
         for start in range(0, len(inputs), FORWARD_ROWS):
             chunk = inputs[start : start + FORWARD_ROWS]

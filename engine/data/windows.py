@@ -63,6 +63,20 @@ def make_windows(
     return np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y, dtype=np.float32)
 
 
+def series_of(table: pa.Table, channels: list[str]) -> np.ndarray:
+    """A stored series' channels (the target first, as `WindowScaler.channels` lists them) as
+    float64 [rows, C], missing values forward-filled: what batch forecasts cut windows from."""
+    return _series(table, channels[0], channels[1:], channels)
+
+
+def windows_ending(series: np.ndarray, window: int, start: int, stop: int) -> np.ndarray:
+    """The windows [stop - start, window, C] whose last rows are start + window - 1 ..
+    stop + window - 2 of `series`: window i ends at row i + window - 1."""
+    part = series[start : stop + window - 1]
+    x = sliding_window_view(part, window, axis=0).transpose(0, 2, 1)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
 def _series(table: pa.Table, target: str, features: list[str], channels: list[str]) -> np.ndarray:
     """The channels as float64 [rows, C], missing values forward-filled."""
     if target not in table.column_names:

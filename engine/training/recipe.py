@@ -23,7 +23,7 @@ from torch import nn
 
 from engine.artifacts import model_files
 from engine.data.augment import build_augment
-from engine.evaluation import evaluate, summarise_folds
+from engine.evaluation import evaluate, permutation_importance, summarise_folds
 from engine.models import build_model, count_parameters
 from engine.pipeline import Pipeline
 from engine.spec import Spec
@@ -70,6 +70,8 @@ class TrainedModel:
     # {"folds": [...], "mean": {...}, "std": {...}} with data.split.folds, else None.
     cross_validation: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    # Global importance per feature on the test split (engine/evaluation.py), or None.
+    permutation_importance: dict[str, Any] | None = None
 
     def report(self) -> dict[str, Any]:
         """What the data and the test split say about this model: the job's report."""
@@ -80,6 +82,7 @@ class TrainedModel:
             "sampling": self.sampling,
             "evaluation": self.evaluation,
             "cross_validation": self.cross_validation,
+            "permutation_importance": self.permutation_importance,
             "notes": self.notes,
         }
 
@@ -127,6 +130,15 @@ def train(
         checkpoint_interval_seconds=checkpoint_interval_seconds,
     )
     evaluation = _evaluate_on_test(spec, prepared, trainer)
+    importance = permutation_importance(
+        trainer.model,
+        prepared.pipeline,
+        spec.task,
+        prepared.x_test,
+        prepared.y_test,
+        trainer.device,
+        seed=spec.seed,
+    )
     trainer.model.cpu()
     return TrainedModel(
         spec,
@@ -141,6 +153,7 @@ def train(
         evaluation=evaluation,
         cross_validation=cross_validation,
         notes=prepared.notes,
+        permutation_importance=importance,
     )
 
 

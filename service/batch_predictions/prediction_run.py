@@ -1,5 +1,13 @@
 """One batch prediction on a worker: claim it, predict chunk by chunk, write the result.
 
+What a row of the result is depends on the model:
+- table models: one row per dataset row, after the id column (`id`, or `id_column`);
+- array models (images, sequences, vectors): one row per x of the NPZ, after `row`, its index;
+- forecasting: one row per window of the stored series, every window of `data.window` rows
+  that the series holds, after `row`, the index of the window's last row (and the id column's
+  value there, when there is one); its `value` (or `value_1..value_h` for a horizon of h) is
+  the forecast of the rows after it. The last result row is the forecast past the series' end.
+
 The claim, the kept lease, the fenced writes and the ends a run can come to are the leased-work
 kernel's (service/core/leased_run.py). The result appears in the store only whole. A run whose
 worker died is queued again by the reconciler and starts over from its first row; one whose
@@ -9,6 +17,7 @@ worker stops is handed back and starts over on another.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -17,16 +26,16 @@ import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
 
 from engine.artifacts import MODEL_FILES
-from engine.errors import EngineError
+from engine.data.windows import series_of, windows_ending
 from engine.inference import Predictor
-from engine.pipeline import TablePipeline
+from engine.pipeline import ArrayPipeline, TablePipeline, WindowPipeline
 from service.batch_predictions.repository import batch_predictions
 from service.batch_predictions.tables import BatchPrediction, result_key
 from service.core.events import PROGRESS, batch_topic
 from service.core.leased_run import LeasedRun, WorkerResources, WorkStopped
 from service.core.leases import SUCCEEDED
 from service.core.queue import BATCH_PREDICT_TASK
-from service.datasets.service import read_table
+from service.datasets.service import read_dataset, read_table
 from service.datasets.tables import Dataset
 from service.models.tables import model_file_key
 
@@ -34,6 +43,10 @@ log = logging.getLogger(__name__)
 
 # Rows predicted (and progress recorded) at a time.
 CHUNK_ROWS = 4096
+# The index column of array and forecasting results: the x's index, a window's last row.
+ROW_COLUMN = "row"
+# The id columns of a chunk, its predictions, rows done, rows in all.
+Chunk = tuple[dict[str, Any], list[dict[str, Any]], int, int]
 
 
 class BatchPredictionRun(LeasedRun):
@@ -60,27 +73,73 @@ class BatchPredictionRun(LeasedRun):
         predictor = Predictor.from_files(
             {name: store.read_bytes(model_file_key(batch.model_id, name)) for name in MODEL_FILES}
         )
-        table = read_table(store, self.dataset)
-        schema = result_schema(predictor, table, batch.id_column)
-        total = table.num_rows
-        # Shows a run that starts over (its first worker died) from its first row.
-        self.record_progress(0, total)
+        pipeline = predictor.pipeline
+        if isinstance(pipeline, ArrayPipeline):
+            chunks = self._array_chunks(predictor)
+        elif isinstance(pipeline, WindowPipeline):
+            chunks = self._window_chunks(predictor)
+        else:
+            chunks = self._table_chunks(predictor)
+        schema = result_schema(predictor, self.id_field(), batch.id_column)
         key = result_key(batch.id, batch.format)
         with store.open_write(key) as sink:
             writer = _writer(sink, schema, batch.format)
             try:
-                for start in range(0, total, self.chunk_rows):
-                    rows = table.slice(start, self.chunk_rows)
-                    predictions = predictor.predict(rows.to_pylist())
-                    writer.write_table(result_chunk(schema, rows, predictions, batch.id_column))
-                    self.record_progress(start + rows.num_rows, total)
-                if total == 0:
+                wrote = False
+                for ids, predictions, done, total in chunks:
+                    writer.write_table(result_chunk(schema, ids, predictions))
+                    wrote = True
+                    self.record_progress(done, total)
+                if not wrote:
                     writer.write_table(schema.empty_table())
             finally:
                 writer.close()
         if not self.finish(SUCCEEDED, result_key=key):
             return "lost"
         return SUCCEEDED
+
+    def id_field(self) -> pa.Field | None:
+        if self.row.id_column is None:
+            return None
+        return self._table().schema.field(self.row.id_column)
+
+    def _table(self) -> pa.Table:
+        if getattr(self, "_read", None) is None:
+            self._read = read_table(self.store, self.dataset)
+        return self._read
+
+    def _table_chunks(self, predictor: Predictor) -> Iterator[Chunk]:
+        table, id_column = self._table(), self.row.id_column
+        total = table.num_rows
+        # Shows a run that starts over (its first worker died) from its first row.
+        self.record_progress(0, total)
+        for start in range(0, total, self.chunk_rows):
+            rows = table.slice(start, self.chunk_rows)
+            ids = {id_column: rows.column(id_column)} if id_column else {}
+            yield ids, predictor.predict(rows.to_pylist()), start + rows.num_rows, total
+
+    def _array_chunks(self, predictor: Predictor) -> Iterator[Chunk]:
+        data = read_dataset(self.store, self.dataset)
+        total = data.n
+        self.record_progress(0, total)
+        for start in range(0, total, self.chunk_rows):
+            stop = min(total, start + self.chunk_rows)
+            ids = {ROW_COLUMN: pa.array(range(start, stop), pa.int64())}
+            yield ids, predictor.predict_stored(data.x[start:stop]), stop, total
+
+    def _window_chunks(self, predictor: Predictor) -> Iterator[Chunk]:
+        scaler, table, id_column = predictor.pipeline.scaler, self._table(), self.row.id_column
+        series = series_of(table, list(scaler.channels))
+        total = max(0, len(series) - scaler.window + 1)
+        self.record_progress(0, total)
+        for start in range(0, total, self.chunk_rows):
+            stop = min(total, start + self.chunk_rows)
+            last_rows = pa.array(range(start + scaler.window - 1, stop + scaler.window - 1))
+            ids = {ROW_COLUMN: last_rows.cast(pa.int64())}
+            if id_column:
+                ids[id_column] = table.column(id_column).take(last_rows)
+            windows = windows_ending(series, scaler.window, start, stop)
+            yield ids, predictor.predict_stored(windows), stop, total
 
     def record_progress(self, rows_done: int, rows_total: int) -> None:
         """Progress after a chunk; a cancel, a shutdown or a lost lease stops the run here."""
@@ -109,19 +168,24 @@ def run_batch_prediction(
     return BatchPredictionRun(resources, batch_id, chunk_rows).execute()
 
 
-def result_schema(predictor: Predictor, table: pa.Table, id_column: str | None) -> pa.Schema:
-    """The id column (as in the dataset), then what the model predicts: `label` and one
-    `probability_<class>` per class, `value`, or `anomaly_score`."""
+def result_schema(
+    predictor: Predictor, id_field: pa.Field | None, id_column: str | None
+) -> pa.Schema:
+    """`row` (array models, forecasting), the id column (as in the dataset), then what the
+    model predicts: `label` and one `probability_<class>` per class, `value` (or
+    `value_1..value_h`, a forecast's steps), or `anomaly_score`."""
     pipeline = predictor.pipeline
-    if not isinstance(pipeline, TablePipeline):
-        raise EngineError(f"batch prediction reads tables; this model reads {pipeline.kind}")
     fields: list[pa.Field] = []
-    if id_column is not None:
-        fields.append(table.schema.field(id_column))
+    if not isinstance(pipeline, TablePipeline):
+        fields.append(pa.field(ROW_COLUMN, pa.int64()))
+    if id_column is not None and id_field is not None:
+        fields.append(id_field)
     if pipeline.target_kind == "classes":
         classes = pipeline.classes()
         fields.append(pa.field("label", pa.array(classes).type))
         fields += [pa.field(f"probability_{c}", pa.float64()) for c in classes]
+    elif pipeline.target_kind == "numeric" and pipeline.output_dim > 1:
+        fields += [pa.field(f"value_{k + 1}", pa.float64()) for k in range(pipeline.output_dim)]
     elif pipeline.target_kind == "numeric":
         fields.append(pa.field("value", pa.float64()))
     else:
@@ -130,17 +194,18 @@ def result_schema(predictor: Predictor, table: pa.Table, id_column: str | None) 
 
 
 def result_chunk(
-    schema: pa.Schema, rows: pa.Table, predictions: list[dict[str, Any]], id_column: str | None
+    schema: pa.Schema, ids: dict[str, Any], predictions: list[dict[str, Any]]
 ) -> pa.Table:
-    columns: dict[str, Any] = {}
-    if id_column is not None:
-        columns[id_column] = rows.column(id_column)
+    columns: dict[str, Any] = dict(ids)
     for field in schema:
-        if field.name == id_column:
+        if field.name in ids:
             continue
         if field.name.startswith("probability_") and "probabilities" in predictions[0]:
             name = field.name.removeprefix("probability_")
             columns[field.name] = [p["probabilities"][name] for p in predictions]
+        elif field.name.startswith("value_") and "values" in predictions[0]:
+            step = int(field.name.removeprefix("value_")) - 1
+            columns[field.name] = [p["values"][step] for p in predictions]
         else:
             columns[field.name] = [p[field.name] for p in predictions]
     return pa.Table.from_pydict(columns, schema=schema)

@@ -68,8 +68,10 @@ def create_batch_prediction(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> BatchPredictionOut:
     """Queue predictions of the model over every row of a dataset, written as Parquet or CSV:
-    the id column (if any), then `label` and `probability_<class>` per class, `value`, or
-    `anomaly_score`."""
+    `row` (array models: the x's index; forecasting: the last row of each window of the
+    series), the id column (if any), then `label` and `probability_<class>` per class,
+    `value` (`value_1..value_h` for a forecast horizon), or `anomaly_score`. A dataset of
+    another kind than the model reads is a 409; another shape or a missing column, a 422."""
     batch, created = service.submit(
         session,
         queue,

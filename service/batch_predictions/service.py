@@ -9,7 +9,7 @@ from typing import BinaryIO
 from sqlalchemy.orm import Session
 
 from engine.artifacts import PREPROCESS_FILE
-from engine.pipeline import TablePipeline, pipeline_from_dict
+from engine.pipeline import ArrayPipeline, Pipeline, WindowPipeline, pipeline_from_dict
 from service.auth.tables import Project
 from service.batch_predictions.repository import batch_predictions
 from service.batch_predictions.schemas import (
@@ -27,6 +27,7 @@ from service.core.schemas import Page
 from service.core.settings import Settings
 from service.core.store import Store
 from service.datasets.service import get_dataset
+from service.datasets.tables import Dataset
 from service.idempotency import service as idempotency
 from service.models.service import resolve_model_ref
 from service.models.tables import model_file_key
@@ -55,34 +56,10 @@ def submit(
         return get(session, project, earlier), False
     model = resolve_model_ref(session, project.id, ref)
     dataset = get_dataset(session, project, dataset_id)
-    if dataset.kind != "table":
-        raise Conflict(
-            f"dataset {dataset_id!r} holds {dataset.kind}, not a table: batch prediction "
-            "reads tables only",
-            code="not_a_table",
-        )
     pipeline = pipeline_from_dict(
         json.loads(store.read_bytes(model_file_key(model.id, PREPROCESS_FILE)))
     )
-    if not isinstance(pipeline, TablePipeline):
-        raise Conflict(
-            f"model {ref!r} reads {pipeline.kind}, not table rows: batch prediction serves "
-            "table models (classification, regression, reconstruction)",
-            code="unsupported_model",
-        )
-    columns = {c["name"] for c in dataset.columns}
-    missing = [f.name for f in pipeline.preprocessor.features if f.name not in columns]
-    if missing:
-        raise invalid_field(
-            "dataset_id",
-            f"the dataset lacks column {missing[0]!r} that model {ref!r} reads"
-            + (f" (and {len(missing) - 1} more: {missing[1:6]})" if len(missing) > 1 else ""),
-            code="missing_column",
-        )
-    if id_column is not None and id_column not in columns:
-        raise invalid_field("id_column", f"no column {id_column!r} in the dataset")
-    if id_column is None and "id" in columns:
-        id_column = "id"
+    rows_total, id_column = _check_pair(ref, pipeline, dataset, id_column)
     batch_id = new_id("bp")
     winner = idempotency.claim(session, project.id, kind, idempotency_key, batch_id)
     if winner is not None:
@@ -98,13 +75,79 @@ def submit(
             id_column=id_column,
             status=QUEUED,
             queue=settings.default_queue,
-            progress={"rows_done": 0, "rows_total": dataset.rows},
+            progress={"rows_done": 0, "rows_total": rows_total},
             # Sent right after the commit; the reconciler sends it again if it is lost.
             enqueued_at=utcnow(),
         ),
     )
     after_commit(session, lambda: queue.enqueue(BATCH_PREDICT_TASK, batch.id, batch.queue))
     return batch, True
+
+
+def _check_pair(
+    ref: str, pipeline: Pipeline, dataset: Dataset, id_column: str | None
+) -> tuple[int, str | None]:
+    """Whether the model can read the dataset: (the result's rows, the id column). Another
+    kind of data is a 409; a shape, a column or a length that does not fit, a 422."""
+    reads = {"table": "table rows", "arrays": "arrays", "windows": "a time-series table"}
+    wants_arrays = isinstance(pipeline, ArrayPipeline)
+    if wants_arrays != (dataset.kind == "arrays"):
+        raise Conflict(
+            f"model {ref!r} reads {reads[pipeline.kind]}; dataset {dataset.id!r} holds "
+            f"{dataset.kind}",
+            code="kind_mismatch",
+            details={"model_reads": pipeline.kind, "dataset_kind": dataset.kind},
+        )
+    if isinstance(pipeline, ArrayPipeline):
+        summary = dataset.arrays or {}
+        preprocessor = pipeline.preprocessor
+        if summary.get("kind") != preprocessor.kind:
+            raise Conflict(
+                f"model {ref!r} reads {preprocessor.kind}s; dataset {dataset.id!r} holds "
+                f"{summary.get('kind')}s",
+                code="kind_mismatch",
+                details={"model_reads": preprocessor.kind, "dataset_kind": summary.get("kind")},
+            )
+        if list(summary.get("shape") or []) != list(preprocessor.source_shape):
+            raise invalid_field(
+                "dataset_id",
+                f"x has shape {summary.get('shape')} per row; model {ref!r} reads "
+                f"{preprocessor.source_shape}",
+                code="shape_mismatch",
+            )
+        if id_column is not None:
+            raise invalid_field(
+                "id_column", "array datasets have no columns: results carry `row`, the index"
+            )
+        return dataset.rows, None
+    columns = {c["name"] for c in dataset.columns}
+    if isinstance(pipeline, WindowPipeline):
+        read = list(pipeline.scaler.channels)
+    else:
+        read = [f.name for f in pipeline.preprocessor.features]
+    missing = [name for name in read if name not in columns]
+    if missing:
+        raise invalid_field(
+            "dataset_id",
+            f"the dataset lacks column {missing[0]!r} that model {ref!r} reads"
+            + (f" (and {len(missing) - 1} more: {missing[1:6]})" if len(missing) > 1 else ""),
+            code="missing_column",
+        )
+    if id_column is not None and id_column not in columns:
+        raise invalid_field("id_column", f"no column {id_column!r} in the dataset")
+    if id_column is None and "id" in columns:
+        id_column = "id"
+    if isinstance(pipeline, WindowPipeline):
+        window = pipeline.scaler.window
+        if dataset.rows < window:
+            raise invalid_field(
+                "dataset_id",
+                f"the series has {dataset.rows} rows; model {ref!r} forecasts from windows "
+                f"of {window}",
+                code="series_too_short",
+            )
+        return dataset.rows - window + 1, id_column
+    return dataset.rows, id_column
 
 
 def get(session: Session, project: Project, batch_id: str) -> BatchPrediction:

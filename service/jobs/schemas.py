@@ -80,6 +80,21 @@ class Sampling(BaseModel):
     )
 
 
+class FeatureImportance(BaseModel):
+    feature: str = Field(description="A table's raw column; a window's or sequence's channel")
+    mean: float = Field(description="Mean drop of the score when the feature is shuffled")
+    std: float
+
+
+class PermutationImportance(BaseModel):
+    metric: str = Field(description="accuracy (classification) or r2 (regression, forecasting)")
+    baseline: float | None = Field(default=None, description="The unshuffled score")
+    rows: int | None = Field(default=None, description="Test rows scored (at most 1000)")
+    repeats: int | None = Field(default=None, description="Shuffles per feature")
+    importances: list[FeatureImportance] = Field(description="The most important first")
+    notes: list[str] = Field(default_factory=list)
+
+
 class JobReport(BaseModel):
     """What a succeeded job learned about its data and how its model did on the test split."""
 
@@ -91,6 +106,10 @@ class JobReport(BaseModel):
     sampling: Sampling | None = None
     evaluation: Evaluation = Field(description="The final model, scored once on the test split.")
     cross_validation: CrossValidation | None = None
+    permutation_importance: PermutationImportance | None = Field(
+        default=None,
+        description="Global importance per feature on the test split (none for autoencoders).",
+    )
     notes: list[str] = Field(default_factory=list)
 
 

@@ -22,6 +22,8 @@ from service.models.schemas import (
     AliasOut,
     AliasRequest,
     EncodeResponse,
+    ExplainRequest,
+    ExplainResponse,
     ModelNameOut,
     ModelOut,
     ModelVersionOut,
@@ -147,6 +149,22 @@ async def encode(ref: Ref, call: PredictCallDep) -> Response:
     """Embeddings (the latent vector) from an autoencoder model, one per instance."""
     content = await call.serving.encode(call.caller.project_id, ref, call.instances)
     return Response(content, media_type="application/json")
+
+
+@router.post(
+    "/{ref:path}/explain",
+    operation_id="explain_model",
+    response_model_exclude_none=True,
+    responses=error_responses(404, 409),
+)
+async def explain_model(
+    ref: Ref, body: ExplainRequest, project: CurrentProject, serving: ServingDep
+) -> ExplainResponse:
+    """How much each input moved one prediction, by integrated gradients from a baseline of
+    the training data: per raw column (tables), per time step (sequences, forecasting
+    windows) or a saliency map (images). Autoencoders are not explained (409)."""
+    answer = await serving.explain(project.id, ref, body.instances, body.target, body.n_steps)
+    return ExplainResponse.model_validate(answer)
 
 
 @router.get(

@@ -5,6 +5,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.explain import DEFAULT_STEPS as EXPLAIN_DEFAULT_STEPS
+from engine.explain import MAX_INSTANCES as EXPLAIN_MAX_INSTANCES
+from engine.explain import MAX_STEPS as EXPLAIN_MAX_STEPS
+
 
 class ModelOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -80,3 +84,55 @@ class PredictResponse(BaseModel):
 class EncodeResponse(BaseModel):
     model_id: str
     embeddings: list[list[float]]
+
+
+class ExplainRequest(BaseModel):
+    """Raw instances as predict takes them, and what to explain."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instances: list[Any] = Field(
+        min_length=1,
+        max_length=EXPLAIN_MAX_INSTANCES,
+        description="Raw rows (tables), arrays (images, sequences, vectors) or windows of rows "
+        "(forecasting), as predict takes them",
+    )
+    target: str | int | float | bool | None = Field(
+        default=None,
+        description="Classification: the class explained (default: each instance's predicted "
+        "class). Regression with several outputs and forecasting: the output (forecast step) "
+        "explained, 1-based (default 1)",
+    )
+    n_steps: int = Field(
+        default=EXPLAIN_DEFAULT_STEPS,
+        ge=2,
+        le=EXPLAIN_MAX_STEPS,
+        description="Integrated-gradients steps from the baseline to each instance",
+    )
+
+
+class Explanation(BaseModel):
+    prediction: Prediction
+    target: Any = Field(description="The class (or 1-based output) whose output is explained")
+    attributions: dict[str, float] | list[float] | list[list[float]] = Field(
+        description="Tables: raw column -> attribution; sequences and forecasting windows: one "
+        "per time step, oldest first; vectors: one per position; images: a saliency map [H, W] "
+        "(summed over channels)"
+    )
+    channels: list[str] | None = Field(
+        default=None, description="Forecasting: the channel names of `per_channel`"
+    )
+    per_channel: list[list[float]] | None = Field(
+        default=None, description="Sequences and forecasting windows: [T, C] attributions"
+    )
+    convergence_delta: float = Field(
+        description="How far the attributions' sum is from output(instance) - output(baseline)"
+    )
+
+
+class ExplainResponse(BaseModel):
+    model_id: str
+    method: str = Field(description="integrated_gradients (captum)")
+    n_steps: int
+    baseline: str = Field(description="What the attributions are measured from")
+    explanations: list[Explanation]

@@ -19,6 +19,7 @@ from sqlalchemy.orm import sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from engine.errors import DataError, InvalidInstances
+from engine.explain import InvalidTarget, NotExplainable, explain
 from service.core.errors import Conflict, InvalidInput, TooLarge, invalid_field
 from service.core.lookups import RecentLookups
 from service.core.settings import Settings
@@ -61,6 +62,22 @@ class ServingService:
         with instance_errors():
             embeddings = await run_in_threadpool(predictor.encode, instances)
         return to_json({"model_id": model_id, "embeddings": embeddings})
+
+    async def explain(
+        self, project_id: str, ref: str, instances: list[Any], target: Any, n_steps: int
+    ) -> dict[str, Any]:
+        """Integrated-gradients attributions per instance (engine/explain.py), off the event
+        loop: a gradient pass per step is far dearer than a predict."""
+        model_id = await self.model_id(project_id, ref)
+        predictor = await run_in_threadpool(self.cache.get, model_id)
+        try:
+            with instance_errors():
+                answer = await run_in_threadpool(explain, predictor, instances, target, n_steps)
+        except NotExplainable as exc:
+            raise Conflict(f"model {model_id!r}: {exc.message}", code=exc.code) from exc
+        except InvalidTarget as exc:
+            raise invalid_field(exc.field, exc.reason, code=exc.code) from exc
+        return {"model_id": model_id, **answer}
 
     async def model_id(self, project_id: str, ref: str) -> str:
         """The model the reference names now (404 when none)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import time
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -17,7 +18,7 @@ from client import BatchPrediction, Client
 from client.models import BatchProgress
 from service.batch_predictions.prediction_run import CHUNK_ROWS
 from tests.e2e.fleet import free_port, service_env, stop, trainyard, wait_until_ready
-from tests.sample_data import csv_bytes, mixed_classification
+from tests.sample_data import csv_bytes, mixed_classification, npz_bytes
 
 pytestmark = pytest.mark.e2e
 KEY = "ty_e2e_" + "b" * 24
@@ -100,5 +101,46 @@ def test_a_batch_prediction_runs_on_a_worker_and_equals_the_predict_endpoint(tmp
             expected = predict_like_the_batch(client, model_id, rows)
             for result in results.values():
                 assert_equal_to_predict(result, ids, expected)
+    finally:
+        stop(run)
+
+
+def test_an_image_models_batch_prediction_runs_on_a_worker(tmp_path) -> None:
+    """An NPZ of images scored on a real worker: one result row per image, indexed by `row`,
+    equal to predict; the same model explained through the SDK as a saliency map."""
+    rng = np.random.default_rng(0)
+    y = np.repeat([3, 7], 60)
+    x = (np.where(y == 7, 200, 40)[:, None, None] + rng.integers(-30, 30, (120, 8, 8))).astype(
+        np.uint8
+    )
+    port = free_port()
+    run = trainyard("run", env=service_env(tmp_path / "data", port, KEY), log=tmp_path / "log")
+    try:
+        wait_until_ready(f"http://127.0.0.1:{port}", [run])
+        with Client(f"http://127.0.0.1:{port}", KEY) as client:
+            images = client.upload_dataset(npz_bytes(x=x, y=y), "shades.npz")
+            spec = {
+                "task": "classification",
+                "target": "y",
+                "model": {"family": "cnn", "filters": [4]},
+                "training": {"epochs": 5, "learning_rate": 0.01},
+            }
+            job = client.wait_for_job(client.create_job(images["id"], spec)["id"], timeout=120)
+            assert job["status"] == "succeeded", job["error"]
+            model_id = job["model_id"]
+
+            batch = client.create_batch_prediction(model_id, images["id"], format="csv")
+            done, _ = follow(client, batch["id"])
+            assert done["status"] == "succeeded", done["error"]
+            assert (done.progress.rows_done, done.progress.rows_total) == (120, 120)
+            result = pacsv.read_csv(io.BytesIO(client.batch_prediction_result(done["id"])))
+            assert result.column_names == ["row", "label", "probability_3", "probability_7"]
+            assert result.column("row").to_pylist() == list(range(120))
+            expected = client.predict(model_id, x.tolist())
+            assert result.column("label").to_pylist() == [p["label"] for p in expected]
+
+            explained = client.explain_model(model_id, [x[0].tolist()], target=7, n_steps=16)
+            assert explained.method == "integrated_gradients"
+            assert np.array(explained.explanations[0].attributions).shape == (8, 8)
     finally:
         stop(run)
