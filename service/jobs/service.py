@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from engine.spec import Spec
+from engine.training.pretraining import pretraining_epochs
 from service.auth.tables import Project
 from service.core.database import new_id, utcnow
 from service.core.deps import after_commit
@@ -223,6 +224,12 @@ def flatten_spec(spec: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def job_epochs(job: Job) -> int:
+    """The epochs a job runs at most: its training epochs, after its pretraining's."""
+    spec = Spec.model_validate(job.resolved_spec or job.spec)
+    return pretraining_epochs(spec) + spec.training.epochs
+
+
 def job_out(job: Job) -> JobOut:
     error = (
         JobError(code=job.error_code, message=job.error_message or "") if job.error_code else None
@@ -231,7 +238,7 @@ def job_out(job: Job) -> JobOut:
     if progress is not None and job.status in FINISHED:
         progress.eta_seconds = None
     if progress is None and job.status == RUNNING:
-        progress = Progress(epoch=0, epochs=job.spec.get("training", {}).get("epochs", 0))
+        progress = Progress(epoch=0, epochs=job_epochs(job))
     return JobOut(
         id=job.id,
         dataset_id=job.dataset_id,
