@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -50,6 +51,8 @@ class ModelSummary:
     parameters: int
     output_shape: list[int]
     input_shape: list[int]
+    # The spec's DBN pretraining (engine/training/pretraining.py: describe_pretraining), if any.
+    pretraining: dict[str, Any] | None = None
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -4,7 +4,7 @@ without pydantic's union tag, so a mistake reads the path the user wrote)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import (
     BaseModel,
@@ -15,6 +15,7 @@ from pydantic import (
     WrapValidator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core.core_schema import ErrorType
 
 
 class SpecModel(BaseModel):
@@ -48,6 +49,8 @@ _TAG_ERRORS = {
     "unknown_tag": "unknown {key} {tag}; expected one of: {expected}",
     "missing_tag": "expected an object with a {key}, one of: {expected}",
 }
+# pydantic's own error types; any other is a section's custom error, re-created from its text.
+_CORE_ERRORS = frozenset(get_args(ErrorType))
 
 
 def _relocated(exc: ValidationError, key: str, allowed: str, tag: Any) -> ValidationError:
@@ -64,8 +67,10 @@ def _relocated(exc: ValidationError, key: str, allowed: str, tag: Any) -> Valida
         problem: Any = kind
         if kind in _TAG_ERRORS:
             problem = PydanticCustomError(kind, _TAG_ERRORS[kind], ctx)
+        elif kind not in _CORE_ERRORS:
+            problem = PydanticCustomError(kind, error["msg"])
         details = InitErrorDetails(type=problem, loc=loc, input=error["input"])
-        if ctx is not None and kind not in _TAG_ERRORS:
+        if ctx is not None and kind not in _TAG_ERRORS and kind in _CORE_ERRORS:
             details["ctx"] = ctx
         errors.append(details)
     return ValidationError.from_exception_data(exc.title, errors)

@@ -11,15 +11,18 @@ the path the user wrote, not `model.layers.layers.3.max_pool1d.size`.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     Field,
     Tag,
+    ValidationError,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from engine.spec.base import SpecModel, tagged_union
 
@@ -265,20 +268,130 @@ ResidualLayer.model_rebuild()
 # ---------------------------------------------------------------------------------------------
 
 
+class PretrainConfig(SpecModel):
+    """Greedy layer-wise pretraining of an MLP's hidden layers as a deep belief network: one
+    restricted Boltzmann machine per hidden layer, trained with contrastive divergence on the
+    layer below's sigmoid output (the data for the first), whose weights and hidden biases
+    then initialise that layer before supervised fine-tuning (engine/training/pretraining.py)."""
+
+    method: Literal["dbn"] = "dbn"
+    epochs: int = Field(default=10, ge=1, le=1000, description="Per hidden layer.")
+    cd_k: int = Field(default=1, ge=1, le=50, description="Gibbs steps per update (CD-k).")
+    persistent: bool = Field(
+        default=False,
+        description="Persistent CD: the negative phase goes on from the chains of the last "
+        "update instead of restarting at the batch.",
+    )
+    learning_rate: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1.0,
+        description="Of the RBM updates (SGD, momentum 0.5). Default: 0.1 for bernoulli "
+        "visible units, 0.01 for gaussian ones.",
+    )
+    visible: Literal["gaussian", "bernoulli"] | None = Field(
+        default=None,
+        description="Visible units of the first RBM (the others read probabilities: "
+        "bernoulli). gaussian (unit variance) suits standardised inputs, bernoulli inputs in "
+        "[0, 1]. Default: bernoulli when every preprocessed training input lies in [0, 1] "
+        "(minmax scaling, one-hot columns only), else gaussian.",
+    )
+
+
 class MLPConfig(SpecModel):
     """Dense network: [dense, batch norm?, activation, dropout] per hidden width, then the
     output layer. Input of rank > 1 is flattened first."""
 
     family: Literal["mlp"] = "mlp"
     hidden: list[Units] = Field(default_factory=lambda: [64, 32], max_length=64)
-    activation: Activation = "relu"
+    activation: Activation = Field(
+        default="relu", description="Default: relu; sigmoid with `pretrain`."
+    )
     negative_slope: NegativeSlope = Field(default=0.01, description="For leaky_relu.")
     dropout: Rate = 0.1
     batch_norm: bool = False
-    init: Init = Field(default="default", description=INIT_DESCRIPTION)
+    init: Init = Field(
+        default="default",
+        description=INIT_DESCRIPTION + " With `pretrain`, only the output layer's.",
+    )
+    pretrain: PretrainConfig | None = Field(
+        default=None,
+        description="DBN pretraining of the hidden layers before training (sigmoid "
+        "activations, no batch_norm).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sigmoid_by_default_when_pretrained(cls, data: Any) -> Any:
+        # An RBM's hidden units are sigmoid units: its weights mean the same in the MLP only
+        # behind a sigmoid, so that is the activation a pretrained MLP gets unless told.
+        if isinstance(data, dict) and data.get("pretrain") is not None and "activation" not in data:
+            return {**data, "activation": "sigmoid"}
+        return data
+
+    # A field validator (declared after activation and batch_norm), so the error names
+    # model.pretrain.
+    @field_validator("pretrain")
+    @classmethod
+    def _pretraining_fits_the_layers(
+        cls, pretrain: PretrainConfig | None, info: ValidationInfo
+    ) -> PretrainConfig | None:
+        if pretrain is None:
+            return None
+        activation = info.data.get("activation")
+        if activation is not None and activation != "sigmoid":
+            raise ValueError(
+                f"DBN pretraining trains sigmoid hidden units; with activation {activation!r} "
+                "the pretrained weights would not compute what the RBMs learned: use "
+                "activation 'sigmoid' (the default with pretrain)"
+            )
+        if info.data.get("batch_norm"):
+            raise ValueError(
+                "DBN pretraining cannot be used with batch_norm: a batch norm between the "
+                "layers would rescale what each pretrained layer feeds the next; set "
+                "batch_norm to false"
+            )
+        return pretrain
 
 
-class CNNConfig(SpecModel):
+class _WithoutPretraining(SpecModel):
+    """A family that has no `pretrain`: say so, not just that the field is unknown."""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _pretrain_is_for_mlp(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            errors = exc.errors()
+            if not any(
+                e["type"] == "extra_forbidden" and e["loc"] == ("pretrain",) for e in errors
+            ):
+                raise
+            family = data.get("family", "layers") if isinstance(data, dict) else "?"
+            details: list[InitErrorDetails] = []
+            for error in errors:
+                if error["type"] == "extra_forbidden" and error["loc"] == ("pretrain",):
+                    problem: Any = PydanticCustomError(
+                        "pretrain_family",
+                        "DBN pretraining initialises the hidden layers of an mlp; the "
+                        "{family} family has no pretrain (use family 'mlp')",
+                        {"family": family},
+                    )
+                    details.append(
+                        InitErrorDetails(type=problem, loc=error["loc"], input=error["input"])
+                    )
+                else:
+                    detail = InitErrorDetails(
+                        type=error["type"], loc=error["loc"], input=error["input"]
+                    )
+                    if "ctx" in error:
+                        detail["ctx"] = error["ctx"]
+                    details.append(detail)
+            raise ValidationError.from_exception_data(exc.title, details) from None
+
+
+class CNNConfig(_WithoutPretraining):
     """Convolutional network. `image` ([C, H, W], or [H, W] as one channel): per filter count
     a block of two 3x3 conv-batch norm-activation layers (a ResNet basic block when
     `residual`) and a 2x2 max pool while the map is at least 2x2. `sequence` ([T, C]): FCN,
@@ -308,7 +421,7 @@ class CNNConfig(SpecModel):
     init: Init = Field(default="default", description=INIT_DESCRIPTION)
 
 
-class RNNConfig(SpecModel):
+class RNNConfig(_WithoutPretraining):
     """Recurrent network on sequence input [T, C]: the final state of the top layer (of both
     directions when bidirectional) feeds a dense head; with `attention`, an attention-weighted
     mean of the top layer's outputs at every step does instead."""
@@ -346,7 +459,7 @@ class RNNConfig(SpecModel):
         return heads
 
 
-class AutoencoderConfig(SpecModel):
+class AutoencoderConfig(_WithoutPretraining):
     """Encoder to a `latent` vector and a mirrored decoder back to the input shape; for task
     `reconstruction`. `dense` flattens the input; `conv` uses stride-2 convolutions on [T, C]
     or [C, H, W] input and upsampling back."""
@@ -367,7 +480,7 @@ class AutoencoderConfig(SpecModel):
     init: Init = Field(default="default", description=INIT_DESCRIPTION)
 
 
-class LayersConfig(SpecModel):
+class LayersConfig(_WithoutPretraining):
     """An explicit list of layers. For classification, regression and forecasting a head
     (flatten when needed, then dense(output size), identity output) is appended unless the
     last layer already is a dense layer with that many units on rank-1 output. For

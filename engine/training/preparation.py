@@ -51,6 +51,7 @@ from engine.spec import Spec
 from engine.spec.data import SYNTHETIC_METHODS
 from engine.spec.model import EmbeddingLayer, LayersConfig
 from engine.spec.training import check_loss_for_task
+from engine.training.pretraining import check_pretraining, describe_pretraining
 from engine.training.trainer import check_without_validation
 
 Dataset = pa.Table | ArrayData
@@ -113,13 +114,16 @@ def dry_run(
         for fold in range(folds):
             prepare(spec, data, fit_only=True, fold=fold, given=given)
     spec = resolve_spec(spec, pipeline)
-    return spec, describe_model(
+    check_pretraining(spec, pipeline.embedded_inputs)
+    summary = describe_model(
         spec,
         pipeline.input_shape,
         pipeline.output_dim,
         embedded=pipeline.embedded_inputs,
         max_parameters=max_parameters,
     )
+    summary.pretraining = describe_pretraining(spec, pipeline.input_shape)
+    return spec, summary
 
 
 def resolve_spec(spec: Spec, pipeline: Pipeline) -> Spec:

@@ -6,7 +6,9 @@ This is the whole of what a worker asks of the engine; it reads top to bottom:
 2. with `data.split.folds`, cross-validate: k fold models on the non-test rows, each prepared,
    trained and scored exactly as the final model is, on its fold's held-out rows; their
    metrics are reported, the models are not kept;
-3. train the final model on the non-test rows, with its validation split for early stopping
+3. with `model.pretrain`, pretrain the MLP's hidden layers as a deep belief network
+   (engine/training/pretraining.py), its RBM epochs reported as the job's first epochs;
+4. train the final model on the non-test rows, with its validation split for early stopping
    as in any job, and score it once on the test split. Given validation and test sets
    (`GivenSplits`) take the place of those splits; with data.split.validation 0 and no
    validation set, every non-test row trains for the given epochs.
@@ -15,7 +17,7 @@ This is the whole of what a worker asks of the engine; it reads top to bottom:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -35,10 +37,18 @@ from engine.training.preparation import (
     prepare,
     resolve_spec,
 )
+from engine.training.pretraining import (
+    PretrainReport,
+    check_pretraining,
+    pretrain_config,
+    pretrain_dbn,
+    pretraining_epochs,
+)
 from engine.training.trainer import (
     CancelCheck,
     CheckpointCallback,
     EpochCallback,
+    EpochReport,
     FitResult,
     Trainer,
 )
@@ -157,11 +167,24 @@ def train(
     )
 
 
-def _fit(spec: Spec, prepared: PreparedData, **callbacks: Any) -> tuple[Spec, Trainer, FitResult]:
-    """Build the model the spec describes on the prepared data and train it: (the spec with
-    its model filled in, the trainer holding the trained model, the fit)."""
+def _fit(
+    spec: Spec,
+    prepared: PreparedData,
+    on_epoch: EpochCallback | None = None,
+    should_cancel: CancelCheck | None = None,
+    resume_from: bytes | None = None,
+    **callbacks: Any,
+) -> tuple[Spec, Trainer, FitResult]:
+    """Build the model the spec describes on the prepared data, pretrain it if the spec says
+    so, and train it: (the spec with its model filled in, the trainer holding the trained
+    model, the fit).
+
+    With pretraining, the RBM epochs are epochs 1..P of what `on_epoch` hears and of the fit,
+    and the fine-tuning epochs follow as P+1..P+E. A run resumed from a checkpoint (always
+    one of fine-tuning) has its pretrained weights in it and does not pretrain again."""
     torch.manual_seed(spec.seed)
     spec = resolve_spec(spec, prepared.pipeline)
+    check_pretraining(spec, prepared.pipeline.embedded_inputs)
     model = build_model(
         spec,
         prepared.pipeline.input_shape,
@@ -176,10 +199,91 @@ def _fit(spec: Spec, prepared: PreparedData, **callbacks: Any) -> tuple[Spec, Tr
         classes=prepared.pipeline.classes() or None,
         augment=build_augment(spec.data, prepared.kind, spec.task, spec.seed),
     )
+    offset = pretraining_epochs(spec)
+    total = offset + spec.training.epochs
+    config = pretrain_config(spec)
+    if config is not None and resume_from is None:
+        n = prepared.x_train.shape[0]
+        batch = spec.training.batch_size
+        pretrain_dbn(
+            trainer.model,
+            config,
+            prepared.x_train,
+            n if batch == "full" else batch,
+            spec.seed,
+            on_epoch=_pretrain_reporter(on_epoch, total),
+            should_cancel=should_cancel,
+        )
     fit = trainer.fit(
-        prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val, **callbacks
+        prepared.x_train,
+        prepared.y_train,
+        prepared.x_val,
+        prepared.y_val,
+        on_epoch=_shifted(on_epoch, offset),
+        should_cancel=should_cancel,
+        resume_from=resume_from,
+        **callbacks,
     )
-    return spec, trainer, fit
+    return spec, trainer, _fit_after_pretraining(fit, offset)
+
+
+def _pretrain_reporter(
+    on_epoch: EpochCallback | None, total: int
+) -> Callable[[PretrainReport], None] | None:
+    """An RBM epoch as an epoch of the job: its layer and reconstruction error."""
+    if on_epoch is None:
+        return None
+
+    def report(pretrained: PretrainReport) -> None:
+        on_epoch(
+            EpochReport(
+                epoch=pretrained.step,
+                epochs=total,
+                metrics={
+                    "pretrain_layer": float(pretrained.layer),
+                    "pretrain_reconstruction_error": pretrained.reconstruction_error,
+                },
+                samples_per_second=pretrained.samples_per_second,
+                seconds=pretrained.seconds,
+                learning_rate=pretrained.learning_rate,
+            )
+        )
+
+    return report
+
+
+def _shifted(on_epoch: EpochCallback | None, offset: int) -> EpochCallback | None:
+    """Fine-tuning epochs numbered after the pretraining's (warnings' epochs too)."""
+    if on_epoch is None or offset == 0:
+        return on_epoch
+
+    def report(epoch: EpochReport) -> None:
+        warnings = [
+            {**w, "epoch": w["epoch"] + offset} if "epoch" in w else w for w in epoch.warnings
+        ]
+        on_epoch(
+            replace(
+                epoch,
+                epoch=epoch.epoch + offset,
+                epochs=epoch.epochs + offset,
+                warnings=warnings,
+            )
+        )
+
+    return report
+
+
+def _fit_after_pretraining(fit: FitResult, offset: int) -> FitResult:
+    """The fit with its epochs numbered as the job's, after `offset` pretraining epochs."""
+    if offset == 0:
+        return fit
+    return replace(
+        fit,
+        epochs_run=fit.epochs_run + offset,
+        best_epoch=fit.best_epoch + offset,
+        history=[{**entry, "epoch": entry["epoch"] + offset} for entry in fit.history],
+        warnings=[{**w, "epoch": w["epoch"] + offset} if "epoch" in w else w for w in fit.warnings],
+    )
 
 
 def _evaluate_on_test(spec: Spec, prepared: PreparedData, trainer: Trainer) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from engine.spec import Spec
+from engine.training.pretraining import pretraining_epochs
 from service.auth.tables import Project
 from service.core.database import new_id, utcnow
 from service.core.deps import after_commit
@@ -231,6 +232,12 @@ def flatten_spec(spec: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def job_epochs(job: Job) -> int:
+    """The epochs a job runs at most: its training epochs, after its pretraining's."""
+    spec = Spec.model_validate(job.resolved_spec or job.spec)
+    return pretraining_epochs(spec) + spec.training.epochs
+
+
 def job_view(session: Session, settings: Settings, job: Job) -> JobOut:
     """The job as GET shows it: a queued one says why it waits when no worker can take it."""
     return job_out(job, fleet.live_workers(session, settings) if job.status == QUEUED else None)
@@ -245,7 +252,7 @@ def job_out(job: Job, live: list[Worker] | None = None) -> JobOut:
     if progress is not None and job.status in FINISHED:
         progress.eta_seconds = None
     if progress is None and job.status == RUNNING:
-        progress = Progress(epoch=0, epochs=job.spec.get("training", {}).get("epochs", 0))
+        progress = Progress(epoch=0, epochs=job_epochs(job))
     return JobOut(
         id=job.id,
         dataset_id=job.dataset_id,

@@ -24,6 +24,7 @@ from engine.errors import TrainingCancelled
 from engine.spec import Spec
 from engine.training.checkpoint import Checkpoint, checkpoint_from_bytes, checkpoint_to_bytes
 from engine.training.preparation import GivenSplits
+from engine.training.pretraining import pretraining_epochs
 from engine.training.recipe import FoldReport, TrainedModel, train
 from engine.training.trainer import EpochReport
 from service.core import metrics
@@ -69,6 +70,7 @@ class TrainingRun(LeasedRun):
     dataset: Dataset
     given_datasets: dict[str, Dataset]
     epochs: EpochRecorder
+    total_epochs: int
 
     def __init__(
         self, resources: WorkerResources, job_id: str, observe: ObserverFactory | None = None
@@ -95,6 +97,8 @@ class TrainingRun(LeasedRun):
         # What was checked at submit, its default model filled in; jobs from before that was
         # stored resolve their model in the engine, as they always did.
         spec = Spec.model_validate(job.resolved_spec or job.spec)
+        # What progress counts to: the pretraining's RBM epochs come first.
+        self.total_epochs = pretraining_epochs(spec) + spec.training.epochs
         self.epochs = EpochRecorder(
             self._write_epochs, list(job.warnings or []), worker=self.resources.worker_id
         )
@@ -167,7 +171,7 @@ class TrainingRun(LeasedRun):
         # says how far cross-validation has come.
         progress = {
             "epoch": 0,
-            "epochs": self.row.spec.get("training", {}).get("epochs", 0),
+            "epochs": self.total_epochs,
             "fold": report.fold,
             "folds": report.folds,
         }

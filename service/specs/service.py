@@ -29,7 +29,7 @@ from service.core.settings import Settings
 from service.core.store import Store
 from service.datasets.service import get_dataset, read_dataset
 from service.datasets.tables import Dataset
-from service.specs.schemas import LayerOut, SpecCheckOut
+from service.specs.schemas import LayerOut, PretrainingOut, SpecCheckOut
 
 # The request fields that name a given split's dataset, by split.
 GIVEN_FIELDS = {"validation": "validation_dataset_id", "test": "test_dataset_id"}
@@ -97,6 +97,9 @@ def check_spec_limits(spec: Spec, settings: Settings, rows: int | None = None) -
     a batch of all `rows`), layers. The parameter limit needs the input shape: `dry_run`."""
     if spec.training.epochs > settings.max_epochs:
         _over_limit("spec.training.epochs", spec.training.epochs, settings.max_epochs)
+    pretrain = getattr(spec.model, "pretrain", None)
+    if pretrain is not None and pretrain.epochs > settings.max_epochs:
+        _over_limit("spec.model.pretrain.epochs", pretrain.epochs, settings.max_epochs)
     batch = spec.training.batch_size
     if batch == "full":
         if rows is not None and rows > settings.max_batch_size:
@@ -170,4 +173,7 @@ def describe(spec: Spec, summary: ModelSummary) -> SpecCheckOut:
             for layer in summary.layers
         ],
         model=(spec.model.model_dump(mode="json") if spec.model else {}),
+        pretraining=(
+            PretrainingOut.model_validate(summary.pretraining) if summary.pretraining else None
+        ),
     )
