@@ -36,6 +36,7 @@ from client.models import (
     Project,
     ProjectCreated,
     Resource,
+    Samples,
     Study,
     Trial,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "RateLimited",
     "Resource",
     "Retry",
+    "Samples",
     "ServerError",
     "ServiceUnavailable",
     "Study",

@@ -54,6 +54,7 @@ from client.models import (
     Project,
     ProjectCreated,
     Resource,
+    Samples,
     SpecCheck,
     Study,
     Trial,
@@ -417,6 +418,18 @@ class Operations:
         """The latent vectors of an autoencoder model, one per instance."""
         path = f"/v1/models/{model}/encode"
         return self._send(post(path, one(Encoding), json={"instances": instances}))
+
+    def sample_model(
+        self, model: str, n: int = 10, seed: int | None = None, label: Any = None
+    ) -> Samples:
+        """`n` examples from a GAN (task generation): rows or PNG images; the same `seed`
+        makes the same ones; `label` conditions a conditional GAN."""
+        body: dict[str, Any] = {"n": n}
+        if seed is not None:
+            body["seed"] = seed
+        if label is not None:
+            body["label"] = label
+        return self._send(post(f"/v1/models/{model}/sample", one(Samples), json=body))
 
     def export_model(self, model: str, format: str = "onnx") -> bytes:
         """The network as one file: `onnx`, `torchscript` or `safetensors`."""

@@ -5,6 +5,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.generation import MAX_SAMPLES
+
 
 class ModelOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -80,3 +82,40 @@ class PredictResponse(BaseModel):
 class EncodeResponse(BaseModel):
     model_id: str
     embeddings: list[list[float]]
+
+
+class SampleRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    n: int = Field(default=10, ge=1, le=MAX_SAMPLES, description="Examples to make")
+    seed: int | None = Field(
+        default=None,
+        ge=0,
+        le=2**32 - 1,
+        description="The same seed (with the same n and label) makes the same examples; "
+        "default: a fresh one, given back in the answer",
+    )
+    label: str | int | float | bool | None = Field(
+        default=None,
+        description="A conditional GAN's class for every example; default: classes drawn "
+        "as often as in the training rows",
+    )
+
+
+class GeneratedImage(BaseModel):
+    png: str = Field(description="A PNG image, base64")
+    label: Any = None
+
+
+class SampleResponse(BaseModel):
+    model_id: str
+    kind: str = Field(description="rows (a table model) or images")
+    n: int
+    seed: int
+    label: Any = None
+    rows: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="Rows of raw column values, as the training data holds them (with the "
+        "target column for a conditional model)",
+    )
+    images: list[GeneratedImage] | None = None
