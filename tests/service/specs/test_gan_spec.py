@@ -94,3 +94,18 @@ def test_a_submitted_job_runs_the_same_check(api: Api, table_id: str) -> None:
         json={"dataset_id": table_id, "spec": {**GENERATE, "training": {"loss": "mae"}}},
     )
     assert_invalid(response, "spec.training.loss")
+
+
+def test_a_study_of_a_gan_is_a_422_on_the_task(api: Api, table_id: str) -> None:
+    response = api.post(
+        "/v1/studies",
+        json={
+            "dataset_id": table_id,
+            "spec": GENERATE,
+            "search_space": {
+                "training.learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2}
+            },
+            "max_trials": 2,
+        },
+    )
+    assert_invalid(response, "spec.task")
