@@ -305,6 +305,24 @@ class ModelExplanation(Resource):
     explanations: list[Explanation] = Field(default_factory=list)
 
 
+class GeneratedImage(Resource):
+    png: str = ""  # a PNG, base64
+    label: Any = None
+
+
+class Samples(Resource):
+    """What a GAN made: `rows` of raw column values (a table model) or base64 PNG `images`;
+    the `seed` that makes them again."""
+
+    model_id: str = ""
+    kind: str = ""
+    n: int = 0
+    seed: int = 0
+    label: Any = None
+    rows: list[dict[str, Any]] | None = None
+    images: list[GeneratedImage] | None = None
+
+
 class BatchProgress(Resource):
     rows_done: int = 0
     rows_total: int = 0

@@ -55,6 +55,7 @@ from client.models import (
     Project,
     ProjectCreated,
     Resource,
+    Samples,
     SpecCheck,
     Study,
     Trial,
@@ -435,6 +436,18 @@ class Operations:
         if n_steps is not None:
             body["n_steps"] = n_steps
         return self._send(post(f"/v1/models/{model}/explain", one(ModelExplanation), json=body))
+
+    def sample_model(
+        self, model: str, n: int = 10, seed: int | None = None, label: Any = None
+    ) -> Samples:
+        """`n` examples from a GAN (task generation): rows or PNG images; the same `seed`
+        makes the same ones; `label` conditions a conditional GAN."""
+        body: dict[str, Any] = {"n": n}
+        if seed is not None:
+            body["seed"] = seed
+        if label is not None:
+            body["label"] = label
+        return self._send(post(f"/v1/models/{model}/sample", one(Samples), json=body))
 
     def export_model(self, model: str, format: str = "onnx") -> bytes:
         """The network as one file: `onnx`, `torchscript` or `safetensors`."""

@@ -45,6 +45,11 @@ def load_model(files: Mapping[str, bytes]) -> tuple[Spec, Pipeline, nn.Module]:
 
     spec = Spec.model_validate_json(files[SPEC_FILE])
     pipeline = pipeline_from_dict(json.loads(files[PREPROCESS_FILE]))
+    if spec.task == "generation":
+        # A GAN's folder holds its generator, the part that is served.
+        from engine.generation import load_generator
+
+        return spec, pipeline, load_generator(spec, pipeline, load_safetensors(files[WEIGHTS_FILE]))
     model = build_model(
         spec, pipeline.input_shape, pipeline.output_dim, embedded=pipeline.embedded_inputs
     )

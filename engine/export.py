@@ -57,6 +57,10 @@ def export_model(files: Mapping[str, bytes], fmt: str) -> tuple[bytes, str, str]
     if fmt not in EXPORT_FORMATS:
         raise ExportFailed(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
     spec, pipeline, model = load_model(files)
+    if spec.task == "generation" and fmt != "safetensors":
+        raise ExportFailed(
+            f"a GAN's generator reads noise, not the data: export it as safetensors, not {fmt}"
+        )
     preprocess = files[PREPROCESS_FILE].decode()
     if fmt == "safetensors":
         content = _safetensors_bytes(model, files[SPEC_FILE].decode(), preprocess)

@@ -491,7 +491,45 @@ class LayersConfig(_WithoutPretraining):
     init: Init = Field(default="default", description=INIT_DESCRIPTION)
 
 
-FAMILIES = ["mlp", "cnn", "rnn", "autoencoder", "layers"]
+class GANConfig(SpecModel):
+    """A generative adversarial network, for task `generation`: a generator from noise (and,
+    when `conditional`, a class label) to one example, trained against a discriminator with
+    the non-saturating loss. Tables get MLPs (`hidden`); images [C, H, W] a DCGAN (`filters`:
+    the generator's transposed-convolution blocks, each doubling the map; the discriminator's
+    strided convolutions mirror them). Only the generator is kept and served."""
+
+    family: Literal["gan"] = "gan"
+    latent_dim: int = Field(default=32, ge=1, le=1024, description="Noise values per example.")
+    hidden: list[Units] = Field(
+        default_factory=lambda: [128, 128],
+        min_length=1,
+        max_length=16,
+        description="Tables: the generator's hidden widths; the discriminator's are reversed.",
+    )
+    filters: list[Filters] = Field(
+        default_factory=lambda: [64, 32],
+        min_length=1,
+        max_length=6,
+        description="Images: filters per generator block (each doubles height and width, so "
+        "H and W must be divisible by 2 ** len(filters)); the discriminator mirrors them.",
+    )
+    spectral_norm: bool = Field(
+        default=False, description="Spectral normalisation on the discriminator's layers."
+    )
+    conditional: bool | None = Field(
+        default=None,
+        description="Condition both networks on the class in `target`; samples then take a "
+        "`label`. Default: true when the spec names a target.",
+    )
+    discriminator_steps: int = Field(
+        default=1, ge=1, le=10, description="Discriminator updates per generator update."
+    )
+    discriminator_learning_rate: float | None = Field(
+        default=None, gt=0.0, le=1.0, description="Default: training.learning_rate."
+    )
+
+
+FAMILIES = ["mlp", "cnn", "rnn", "autoencoder", "layers", "gan"]
 
 # A document without `family` is the layers family when it lists layers, else the default MLP.
 _family_discriminator, _family_relocator = tagged_union(
@@ -503,7 +541,8 @@ ModelConfig = Annotated[
     | Annotated[CNNConfig, Tag("cnn")]
     | Annotated[RNNConfig, Tag("rnn")]
     | Annotated[AutoencoderConfig, Tag("autoencoder")]
-    | Annotated[LayersConfig, Tag("layers")],
+    | Annotated[LayersConfig, Tag("layers")]
+    | Annotated[GANConfig, Tag("gan")],
     _family_discriminator,
     _family_relocator,
 ]

@@ -250,3 +250,77 @@ class HealthMonitor:
         self.growth_since = int(state["growth_since"])
         self.previous_peak = float(state["previous_peak"])
         self.losses = [list(pair) for pair in state["losses"]]
+
+
+# A GAN (engine/training/gan.py). Mode collapse: the generator's outputs for a fixed noise
+# batch spread less than this fraction of the real rows' spread (mean per-feature standard
+# deviation), this many epochs running. A healthy generator sits near 1 (0.5 to 1.2 on the
+# digits and breast-cancer benches); one that makes a single example, near 0.
+MODE_COLLAPSE_RATIO = 0.1
+MODE_COLLAPSE_EPOCHS = 2
+# Discriminator overpowering: its loss below this (it tells real from fake almost always)
+# while the generator's loss climbs, this many epochs running. Balanced training keeps the
+# discriminator's loss near 2 log 2 = 1.39 and rarely below 0.3.
+OVERPOWERING_D_LOSS = 0.05
+OVERPOWERING_EPOCHS = 3
+
+
+class GanHealthMonitor:
+    """Turns a GAN's epochs into warnings (`mode_collapse`, `discriminator_overpowering`),
+    each reported once, with the epoch it began."""
+
+    def __init__(self) -> None:
+        self.raised: list[dict[str, object]] = []
+        self.collapse_since = 0
+        self.losses: list[list[float]] = []  # the last epochs' [d_loss, g_loss]
+
+    def observe(
+        self, epoch: int, d_loss: float, g_loss: float, sample_std_ratio: float
+    ) -> list[dict[str, object]]:
+        found: list[dict[str, object]] = []
+        if sample_std_ratio < MODE_COLLAPSE_RATIO:
+            self.collapse_since = self.collapse_since or epoch
+            if epoch - self.collapse_since + 1 >= MODE_COLLAPSE_EPOCHS:
+                found.append(
+                    warning(
+                        "mode_collapse",
+                        self.collapse_since,
+                        f"generated samples spread {sample_std_ratio:.2f} of the real rows' "
+                        "spread: the generator makes nearly one example whatever the noise; "
+                        "set model.spectral_norm, lower training.learning_rate or widen "
+                        "model.latent_dim",
+                    )
+                )
+        else:
+            self.collapse_since = 0
+
+        self.losses = [*self.losses, [d_loss, g_loss]][-OVERPOWERING_EPOCHS:]
+        d, g = [pair[0] for pair in self.losses], [pair[1] for pair in self.losses]
+        if (
+            len(self.losses) == OVERPOWERING_EPOCHS
+            and all(value < OVERPOWERING_D_LOSS for value in d)
+            and g[-1] > g[0]
+        ):
+            found.append(
+                warning(
+                    "discriminator_overpowering",
+                    epoch - OVERPOWERING_EPOCHS + 1,
+                    f"the discriminator's loss stayed below {OVERPOWERING_D_LOSS} for "
+                    f"{OVERPOWERING_EPOCHS} epochs while the generator's climbed to {g[-1]:.2f}: "
+                    "the generator gets no useful gradient; set model.spectral_norm or lower "
+                    "model.discriminator_learning_rate",
+                )
+            )
+
+        seen = {w["code"] for w in self.raised}
+        new = [w for w in found if w["code"] not in seen]
+        self.raised += new
+        return new
+
+    def state_dict(self) -> dict[str, object]:
+        return {"raised": self.raised, "collapse_since": self.collapse_since, "losses": self.losses}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        self.raised = list(state["raised"])
+        self.collapse_since = int(state["collapse_since"])
+        self.losses = [list(pair) for pair in state["losses"]]

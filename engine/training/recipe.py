@@ -12,6 +12,10 @@ This is the whole of what a worker asks of the engine; it reads top to bottom:
    as in any job, and score it once on the test split. Given validation and test sets
    (`GivenSplits`) take the place of those splits; with data.split.validation 0 and no
    validation set, every non-test row trains for the given epochs.
+
+Task `generation` (a GAN) has a loop of its own, with two networks and two optimizers
+(engine/training/gan.py); it reports through the same callbacks and ends in the same
+`TrainedModel`, whose model is the generator.
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ from torch import nn
 
 from engine.artifacts import model_files
 from engine.data.augment import build_augment
+from engine.errors import SpecMismatch
 from engine.evaluation import evaluate, permutation_importance, summarise_folds
-from engine.models import build_model, count_parameters
+from engine.models import DEFAULT_MAX_PARAMETERS, ModelSummary, build_model, count_parameters
 from engine.pipeline import Pipeline
 from engine.spec import Spec
 from engine.training.devices import resolve_device
@@ -37,6 +42,7 @@ from engine.training.preparation import (
     prepare,
     resolve_spec,
 )
+from engine.training.preparation import dry_run as supervised_dry_run
 from engine.training.pretraining import (
     PretrainReport,
     check_pretraining,
@@ -128,6 +134,17 @@ def train(
     `given` validation and test sets replace those splits (the training set then gives up no
     rows to them): the final model stops early on the given validation set and is scored on
     the given test set."""
+    if spec.task == "generation":
+        return _train_gan(
+            spec,
+            data,
+            given,
+            on_epoch=on_epoch,
+            should_cancel=should_cancel,
+            on_checkpoint=on_checkpoint,
+            resume_from=resume_from,
+            checkpoint_interval_seconds=checkpoint_interval_seconds,
+        )
     prepared = prepare(spec, data, given=given)
     cross_validation = _cross_validate(spec, data, should_cancel, on_fold, given)
     spec, trainer, fit = _fit(
@@ -164,6 +181,55 @@ def train(
         cross_validation=cross_validation,
         notes=prepared.notes,
         permutation_importance=importance,
+    )
+
+
+def dry_run(
+    spec: Spec,
+    data: Dataset,
+    max_parameters: int = DEFAULT_MAX_PARAMETERS,
+    given: GivenSplits | None = None,
+) -> tuple[Spec, ModelSummary]:
+    """The spec with its default model filled in and the layer table of the model it builds
+    on this data (engine/training/preparation.py's `dry_run`; for a GAN, the generator's rows
+    and the discriminator's)."""
+    if spec.task != "generation":
+        return supervised_dry_run(spec, data, max_parameters, given)
+    from engine.training.gan import describe_gan
+
+    if given:
+        raise SpecMismatch(
+            "task", "a GAN trains on every row and is not scored: give no validation or test set"
+        )
+    return spec, describe_gan(spec, data, max_parameters)
+
+
+def _train_gan(
+    spec: Spec, data: Dataset, given: GivenSplits | None, **callbacks: Any
+) -> TrainedModel:
+    from engine.training.gan import train_gan
+
+    if given:
+        raise SpecMismatch(
+            "task", "a GAN trains on every row and is not scored: give no validation or test set"
+        )
+    spec, prepared, generator, fit = train_gan(spec, data, **callbacks)
+    return TrainedModel(
+        spec,
+        prepared.pipeline,
+        generator,
+        fit,
+        fit.metrics,
+        prepared.rows,
+        dropped=prepared.dropped,
+        leakage_removed={"validation": 0, "test": 0},
+        # Nothing is predicted, so nothing is scored on held-out rows.
+        evaluation={
+            "rows": 0,
+            "metrics": {},
+            "notes": ["a GAN is not scored on a test split: every row trains it"],
+        },
+        notes=prepared.notes,
     )
 
 

@@ -55,6 +55,12 @@ def submit(
     if earlier is not None:
         return get(session, project, earlier), False
     model = resolve_model_ref(session, project.id, ref)
+    if model.task == "generation":
+        raise Conflict(
+            f"model {ref!r} is a generator (task generation): it makes rows with "
+            "POST /v1/models/{ref}/sample and scores none",
+            code="unsupported_model",
+        )
     dataset = get_dataset(session, project, dataset_id)
     pipeline = pipeline_from_dict(
         json.loads(store.read_bytes(model_file_key(model.id, PREPROCESS_FILE)))

@@ -28,6 +28,8 @@ from service.models.schemas import (
     ModelOut,
     ModelVersionOut,
     PredictResponse,
+    SampleRequest,
+    SampleResponse,
 )
 from service.models.serving import ServingService
 
@@ -188,6 +190,21 @@ def export_model(
     content, media_type, filename = service.export(session, store, project, ref, format)
     headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
     return Response(content, media_type=media_type, headers=headers)
+
+
+@router.post(
+    "/{ref:path}/sample",
+    operation_id="sample_model",
+    response_model_exclude_none=True,
+    responses=error_responses(404, 409),
+)
+async def sample_model(
+    ref: Ref, body: SampleRequest, project: CurrentProject, serving: ServingDep
+) -> SampleResponse:
+    """Seeded examples from a GAN (task generation): `n` rows of raw column values, or `n`
+    PNG images (base64); a conditional GAN's examples all take `label` when one is given."""
+    made = await serving.sample(project.id, ref, body.n, body.seed, body.label)
+    return SampleResponse.model_validate(made)
 
 
 @router.get("/{ref:path}", operation_id="get_model", responses=error_responses(404))

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine.explain import DEFAULT_STEPS as EXPLAIN_DEFAULT_STEPS
 from engine.explain import MAX_INSTANCES as EXPLAIN_MAX_INSTANCES
 from engine.explain import MAX_STEPS as EXPLAIN_MAX_STEPS
+from engine.generation import MAX_SAMPLES
 
 
 class ModelOut(BaseModel):
@@ -136,3 +137,40 @@ class ExplainResponse(BaseModel):
     n_steps: int
     baseline: str = Field(description="What the attributions are measured from")
     explanations: list[Explanation]
+
+
+class SampleRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    n: int = Field(default=10, ge=1, le=MAX_SAMPLES, description="Examples to make")
+    seed: int | None = Field(
+        default=None,
+        ge=0,
+        le=2**32 - 1,
+        description="The same seed (with the same n and label) makes the same examples; "
+        "default: a fresh one, given back in the answer",
+    )
+    label: str | int | float | bool | None = Field(
+        default=None,
+        description="A conditional GAN's class for every example; default: classes drawn "
+        "as often as in the training rows",
+    )
+
+
+class GeneratedImage(BaseModel):
+    png: str = Field(description="A PNG image, base64")
+    label: Any = None
+
+
+class SampleResponse(BaseModel):
+    model_id: str
+    kind: str = Field(description="rows (a table model) or images")
+    n: int
+    seed: int
+    label: Any = None
+    rows: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="Rows of raw column values, as the training data holds them (with the "
+        "target column for a conditional model)",
+    )
+    images: list[GeneratedImage] | None = None

@@ -10,6 +10,7 @@ yet) goes to the database or the store, on a worker thread.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from engine.errors import DataError, InvalidInstances
 from engine.explain import InvalidTarget, NotExplainable, explain
+from engine.generation import InvalidSampleRequest, Sampler
 from service.core.errors import Conflict, InvalidInput, TooLarge, invalid_field
 from service.core.lookups import RecentLookups
 from service.core.settings import Settings
@@ -44,6 +46,8 @@ class ServingService:
         batcher = self.cache.loaded_batcher(model_id) or await run_in_threadpool(
             self.cache.batcher, model_id
         )
+        if batcher.predictor.spec.task == "generation":
+            raise not_a_predictor(model_id)
         with instance_errors():
             # Concurrent requests for this model share forward passes.
             predictions = await batcher.predict_async(instances)
@@ -54,6 +58,8 @@ class ServingService:
         model_id = await self.model_id(project_id, ref)
         self._check_rows(instances)
         predictor = await run_in_threadpool(self.cache.get, model_id)
+        if predictor.spec.task == "generation":
+            raise not_a_predictor(model_id)
         if not predictor.can_encode:
             raise Conflict(
                 f"model {model_id!r} has no encoder; embeddings come from autoencoder models",
@@ -79,6 +85,34 @@ class ServingService:
             raise invalid_field(exc.field, exc.reason, code=exc.code) from exc
         return {"model_id": model_id, **answer}
 
+    async def sample(
+        self, project_id: str, ref: str, n: int, seed: int | None, label: Any
+    ) -> dict[str, Any]:
+        """`n` seeded examples from a GAN's generator: raw rows, or PNG images."""
+        model_id = await self.model_id(project_id, ref)
+        predictor = await run_in_threadpool(self.cache.get, model_id)
+        if predictor.spec.task != "generation":
+            raise Conflict(
+                f"model {model_id!r} is a {predictor.spec.task} model; samples come from "
+                "task generation models (a GAN)",
+                code="not_a_generator",
+                details={"task": predictor.spec.task},
+            )
+        sampler = Sampler(predictor.spec, predictor.pipeline, predictor.model)
+        seed = secrets.randbelow(2**32) if seed is None else seed
+        try:
+            made = await run_in_threadpool(sampler.sample, n, seed, label)
+        except InvalidSampleRequest as exc:
+            raise invalid_field(exc.field, exc.reason, code="invalid_sample") from exc
+        return {
+            "model_id": model_id,
+            "kind": sampler.kind,
+            "n": n,
+            "seed": seed,
+            "label": label,
+            sampler.kind: made,
+        }
+
     async def model_id(self, project_id: str, ref: str) -> str:
         """The model the reference names now (404 when none)."""
         return await self.refs.remembered(
@@ -95,6 +129,14 @@ class ServingService:
                 f"instances: {len(instances)} rows is over the limit of {self.max_rows}",
                 details=[{"field": "instances", "limit": self.max_rows}],
             )
+
+
+def not_a_predictor(model_id: str) -> Conflict:
+    return Conflict(
+        f"model {model_id!r} is a generator (task generation): it predicts nothing; "
+        "POST /v1/models/{ref}/sample makes rows or images",
+        code="not_a_predictor",
+    )
 
 
 def to_json(content: dict[str, Any]) -> bytes:

@@ -22,7 +22,8 @@ from engine.spec.model import (
     ResidualLayer,
     RNNConfig,
 )
-from engine.training.preparation import GivenSplits, dry_run, given_mismatch
+from engine.training.preparation import GivenSplits, given_mismatch
+from engine.training.recipe import dry_run
 from service.auth.tables import Project
 from service.core.errors import InvalidInput, NotFound, invalid_field
 from service.core.settings import Settings

@@ -22,7 +22,7 @@ from engine.errors import DataError, SpecMismatch
 from engine.search.sampling import baseline_params, grid_of, grid_size, suggest_values
 from engine.search.space import SearchSpace, check_space_points, spec_for_trial
 from engine.spec import Spec
-from engine.training.preparation import dry_run
+from engine.training.recipe import dry_run
 from service.auth.tables import Project
 from service.core.database import new_id, utcnow
 from service.core.errors import found, invalid_field
@@ -91,6 +91,11 @@ def create_study(
     the space is checked against the spec rules and the dataset first: a 422 names the path."""
     dataset = get_dataset(session, project, body.dataset_id)
     task = body.spec.task
+    if task not in DEFAULT_OBJECTIVE:
+        # A GAN's losses say how its two networks balance, not how good its samples are.
+        raise invalid_field(
+            "spec.task", f"a study needs a metric to optimise; task {task} has none it can use"
+        )
     metric = body.objective.metric or DEFAULT_OBJECTIVE[task]
     known = TASK_METRICS[task] + CV_METRICS[task]
     if metric not in known:
