@@ -32,7 +32,7 @@ class S3Server:
             aws_secret_access_key=self.secret_access_key,
         )
 
-    def keys(self, prefix: str = "") -> list[str]:
+    def list_keys(self, prefix: str = "") -> list[str]:
         listed = self.client().list_objects_v2(Bucket=self.bucket, Prefix=prefix)
         return sorted(item["Key"] for item in listed.get("Contents", []))
 

@@ -34,7 +34,7 @@ def test_a_write_is_read_back_and_exists(s3: S3Server, store: Store) -> None:
     assert store.exists("datasets/ds_1")
     assert not store.exists("datasets/ds_2/source.csv")
     prefix = store.root.split("/", 1)[1]
-    assert s3.keys(prefix) == [f"{prefix}/datasets/ds_1/source.csv"]
+    assert s3.list_keys(prefix) == [f"{prefix}/datasets/ds_1/source.csv"]
 
 
 def test_a_large_write_goes_in_parts_and_reads_back_whole(s3: S3Server, s3_store_small) -> None:
@@ -93,7 +93,7 @@ def test_keys_not_built_from_ids_are_refused(store: Store, key: str) -> None:
 
 def test_ping_passes_and_leaves_nothing(s3: S3Server, store: Store) -> None:
     store.ping()
-    assert s3.keys(store.root.split("/", 1)[1] + "/health") == []
+    assert s3.list_keys(store.root.split("/", 1)[1] + "/health") == []
 
 
 def test_ping_fails_on_a_bucket_that_does_not_exist(s3: S3Server) -> None:
