@@ -10,6 +10,7 @@ import pytest
 
 from service.core.settings import Settings
 from service.core.store import Store
+from tests.conftest import Api, running_backend
 from tests.s3_server import S3Server, s3_server
 
 BIG = 12 * 2**20  # past a small block size: written as a multipart upload
@@ -25,6 +26,15 @@ def s3() -> Iterator[S3Server]:
 def store(s3: S3Server, request) -> Store:
     settings = Settings(**s3.settings(prefix=request.node.name[:60]))
     return Store.from_settings(settings)
+
+
+@pytest.fixture
+def s3_store_small(s3: S3Server, request) -> Store:
+    """A store whose files go in 5 MiB parts (S3's smallest), so a test needs little data."""
+    options = Settings(**s3.settings(prefix=request.node.name[:60])).store_options
+    return Store(
+        f"s3://{s3.bucket}/{request.node.name[:60]}", default_block_size=5 * 2**20, **options
+    )
 
 
 def test_a_write_is_read_back_and_exists(s3: S3Server, store: Store) -> None:
@@ -44,15 +54,6 @@ def test_a_large_write_goes_in_parts_and_reads_back_whole(s3: S3Server, s3_store
             sink.write(data[start : start + 2**20])
     assert s3_store_small.read_bytes("models/mdl_1/weights.safetensors") == data
     assert s3.unfinished_uploads() == []
-
-
-@pytest.fixture
-def s3_store_small(s3: S3Server, request) -> Store:
-    """A store whose files go in 5 MiB parts (S3's smallest), so a test needs little data."""
-    options = Settings(**s3.settings(prefix=request.node.name[:60])).store_options
-    return Store(
-        f"s3://{s3.bucket}/{request.node.name[:60]}", default_block_size=5 * 2**20, **options
-    )
 
 
 @pytest.mark.parametrize("size", [10, BIG], ids=["one-put", "multipart"])
@@ -110,3 +111,24 @@ def test_the_key_pair_is_whole_or_absent_and_never_in_a_repr(s3: S3Server) -> No
         Settings(store_url="s3://b/p", store_secret_access_key="only-half")
     assert Settings(store_url="s3://b/p").store_options == {}
     assert Settings(store_endpoint_url="http://x").store_options == {}  # file:// store
+
+
+def test_uploads_through_the_api_on_s3_keep_what_is_good_and_nothing_refused(
+    s3: S3Server, tmp_path
+) -> None:
+    prefix = "api-uploads"
+    with running_backend("sqlite", tmp_path, max_upload_mb=3, **s3.settings(prefix)) as small:
+        api = Api(small.client, small.new_project_key())
+        big = b"a,b\n" + b"1234567,7654321\n" * (6 * 2**20 // 16)
+        assert api.upload(big, "big.csv").status_code == 413  # refused mid-conversion
+        ragged = b"a,b\n" + b"1,2\n" * 1000 + b"1,2,3\n"
+        assert api.upload(ragged, "ragged.csv").status_code == 422
+        assert s3.list_keys(f"{prefix}/datasets/") == []
+
+        created = api.upload(b"a,b\n1,2\n3,4\n", "good.csv")
+        assert created.status_code == 201
+        stored = s3.list_keys(f"{prefix}/datasets/{created.json()['id']}/")
+        assert f"{prefix}/datasets/{created.json()['id']}/data.parquet" in stored
+        assert api.get(f"/v1/datasets/{created.json()['id']}/profile").status_code == 200
+    assert s3.unfinished_uploads() == []
+    assert not (tmp_path / "store").exists()
