@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Train and serve deep-learning models over HTTP.",
     )
     engine = create_db_engine(settings.effective_database_url)
-    store = Store(settings.effective_store_url)
+    store = Store.from_settings(settings)
     app.state.settings = settings
     app.state.db_engine = engine
     app.state.session_factory = create_session_factory(engine)

@@ -41,7 +41,7 @@ def worker_resources() -> WorkerResources:
     """Built once per worker process, on its first task."""
     return WorkerResources(
         session_factory=create_session_factory(create_db_engine(settings.effective_database_url)),
-        store=Store(settings.effective_store_url),
+        store=Store.from_settings(settings),
         settings=settings,
         worker_id=f"{socket.gethostname()}:{os.getpid()}",
         queue=JobQueue(celery_app),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -17,6 +17,14 @@ class Settings(BaseSettings):
     database_url: str | None = None
     broker_url: str | None = None
     store_url: str | None = None
+    # An s3:// store (s3fs): the endpoint of an S3-compatible server (MinIO, moto, Ceph...;
+    # unset: AWS itself), the bucket's region, and a key pair. Without a key pair s3fs takes
+    # the standard AWS chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, ~/.aws, an instance
+    # or task role). SecretStr keeps both halves out of reprs and logs.
+    store_endpoint_url: str | None = None
+    store_region: str | None = None
+    store_access_key_id: SecretStr | None = None
+    store_secret_access_key: SecretStr | None = None
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -97,6 +105,15 @@ class Settings(BaseSettings):
     worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     worker_metrics_host: str = "127.0.0.1"
 
+    @model_validator(mode="after")
+    def _key_pair_whole(self) -> Settings:
+        if (self.store_access_key_id is None) != (self.store_secret_access_key is None):
+            raise ValueError(
+                "set both TRAINYARD_STORE_ACCESS_KEY_ID and TRAINYARD_STORE_SECRET_ACCESS_KEY, "
+                "or neither (then the standard AWS credential chain applies)"
+            )
+        return self
+
     @cached_property
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()
@@ -120,6 +137,22 @@ class Settings(BaseSettings):
     @property
     def effective_store_url(self) -> str:
         return self.store_url or (self.resolved_data_dir / "store").as_uri()
+
+    @property
+    def store_options(self) -> dict:
+        """What s3fs needs beyond the URL (nothing for a file:// store). Holds the secret in
+        the clear: hand it to Store, never to a log."""
+        if not self.effective_store_url.startswith(("s3://", "s3a://")):
+            return {}
+        options: dict = {}
+        if self.store_endpoint_url:
+            options["endpoint_url"] = self.store_endpoint_url
+        if self.store_region:
+            options["client_kwargs"] = {"region_name": self.store_region}
+        if self.store_access_key_id is not None and self.store_secret_access_key is not None:
+            options["key"] = self.store_access_key_id.get_secret_value()
+            options["secret"] = self.store_secret_access_key.get_secret_value()
+        return options
 
     @property
     def broker_folder(self) -> Path:

@@ -1,8 +1,9 @@
 """Object store for uploads, Parquet tables and model folders (fsspec: file:// or s3://).
 
 Keys are built from ids by the domains (`datasets/ds_.../data.parquet`), never from user
-input; `Store` refuses anything else. Writes land under a temporary name and are renamed into
-place, so a reader never sees half a file.
+input; `Store` refuses anything else. A reader never sees half a file: on a local store writes
+land under a temporary name and are renamed into place; on S3 an object appears only when its
+put (or multipart upload) completes, and a write that fails is aborted, never completed.
 """
 
 from __future__ import annotations
@@ -11,21 +12,36 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import fsspec
+
+if TYPE_CHECKING:
+    from service.core.settings import Settings
 
 KEY_PATTERN = re.compile(r"^[a-z]+(/[A-Za-z0-9_.-]+)+$")
 
 
 class Store:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, **options: Any) -> None:
+        """`options` go to the filesystem (s3fs: endpoint_url, key, secret, client_kwargs)."""
         self.url = url
-        self.fs, self.root = fsspec.core.url_to_fs(url)
+        if url.startswith(("s3://", "s3a://")):
+            # Another process (the API, a worker) writes objects this one then reads: a cached
+            # listing would hide them, so every lookup asks the server.
+            options.setdefault("use_listings_cache", False)
+        self.fs, self.root = fsspec.core.url_to_fs(url, **options)
         self.root = self.root.rstrip("/")
         self.is_local = "file" in self.fs.protocol or "local" in self.fs.protocol
         if self.is_local:
             self.fs.makedirs(self.root, exist_ok=True)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Store:
+        return cls(settings.effective_store_url, **settings.store_options)
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
 
     def path(self, key: str) -> str:
         if not KEY_PATTERN.match(key) or ".." in key.split("/"):
@@ -37,9 +53,21 @@ class Store:
         """Write a new object; it appears under `key` only if the block finishes."""
         final = self.path(key)
         if not self.is_local:
-            # Object stores publish a put atomically on close.
-            with self.fs.open(final, "wb") as fh:
+            # An object is published by its close (a put, or the completion of a multipart
+            # upload). fsspec's files close, and so publish, even when the block raises: a
+            # failure discards the file instead (aborting its multipart upload), and an object
+            # already under `key` stays as it was.
+            fh = self.fs.open(final, "wb")
+            try:
                 yield fh
+            except BaseException:
+                _discard(fh)
+                raise
+            try:
+                fh.close()
+            except BaseException:
+                _discard(fh)
+                raise
             return
         parent = final.rsplit("/", 1)[0]
         self.fs.makedirs(parent, exist_ok=True)
@@ -81,3 +109,14 @@ class Store:
                 raise OSError("store read back different bytes")
         finally:
             self.fs.rm(self.path(key))
+
+
+def _discard(fh: Any) -> None:
+    """Drop an unfinished write: its multipart upload (if one began) is aborted and the file
+    is marked closed, so nothing flushes it later."""
+    try:
+        discard = getattr(fh, "discard", None)
+        if discard is not None:
+            discard()
+    finally:
+        fh.closed = True

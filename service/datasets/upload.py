@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from python_multipart.multipart import (
@@ -188,7 +189,7 @@ async def receive_upload(
         chunks, collector.pending, collector.pending_bytes = collector.pending, [], 0
         await run_in_threadpool(write, chunks)
 
-    with store.open_write(key) as sink:
+    async with _writing(store, key) as sink:
         async for chunk in body.chunks:
             try:
                 parser.write(chunk)
@@ -209,6 +210,21 @@ async def receive_upload(
             raise _malformed("the body ends before the closing boundary")
     collector.result.sha256 = collector.digest.hexdigest()
     return collector.result
+
+
+@asynccontextmanager
+async def _writing(store: Store, key: str) -> AsyncIterator:
+    """`store.open_write(key)`, opened and closed off the event loop: on S3 the close uploads
+    the last part and completes the object (or, on failure, aborts the upload)."""
+    writer = store.open_write(key)
+    sink = await run_in_threadpool(writer.__enter__)
+    try:
+        yield sink
+    except BaseException as exc:
+        if not await run_in_threadpool(writer.__exit__, type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        await run_in_threadpool(writer.__exit__, None, None, None)
 
 
 def _malformed(reason: str) -> InvalidInput:
