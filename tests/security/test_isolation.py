@@ -26,6 +26,7 @@ BODIES: dict[str, Any] = {
     "predict": lambda ids: {"instances": [{"x1": 1.0, "x2": 2.0, "colour": "red"}]},
     "encode": lambda ids: {"instances": [{"x1": 1.0, "x2": 2.0, "colour": "red"}]},
     "explain_model": lambda ids: {"instances": [{"x1": 1.0, "x2": 2.0, "colour": "red"}]},
+    "sample_model": lambda ids: {"n": 2, "seed": 0},
     "create_key": lambda ids: {"name": "intruder"},
     "create_project": lambda ids: {"name": "intruder"},
     "create_project_key": lambda ids: {"name": "intruder"},
@@ -148,6 +149,7 @@ def test_a_second_project_sees_nothing_of_the_first(
         "cancel_job",
         "predict",
         "explain_model",
+        "sample_model",
         "revoke_key",
         "list_model_versions",
         "set_model_alias",
@@ -168,6 +170,7 @@ def test_a_second_project_sees_nothing_of_the_first(
         "create_project",
         "list_projects",
         "create_project_key",
+        "list_workers",
     } <= set(walked)
     after = {name: owner.get(url).json() for name, url in _owner_views(ids).items()}
     assert after == before, "a refused call changed the owner's data"
