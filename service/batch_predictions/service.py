@@ -29,7 +29,7 @@ from service.core.store import Store
 from service.datasets.service import get_dataset
 from service.datasets.tables import Dataset
 from service.idempotency import service as idempotency
-from service.models.service import resolve_model_ref
+from service.models.service import resolve_scoring_model
 from service.models.tables import model_file_key
 
 MEDIA_TYPES = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}
@@ -54,13 +54,7 @@ def submit(
     earlier = idempotency.earlier_resource(session, project.id, kind, idempotency_key)
     if earlier is not None:
         return get(session, project, earlier), False
-    model = resolve_model_ref(session, project.id, ref)
-    if model.task == "generation":
-        raise Conflict(
-            f"model {ref!r} is a generator (task generation): it makes rows with "
-            "POST /v1/models/{ref}/sample and scores none",
-            code="unsupported_model",
-        )
+    model = resolve_scoring_model(session, project.id, ref)
     dataset = get_dataset(session, project, dataset_id)
     pipeline = pipeline_from_dict(
         json.loads(store.read_bytes(model_file_key(model.id, PREPROCESS_FILE)))

@@ -15,7 +15,7 @@ from engine.spec import Spec
 from service.auth.tables import Project
 from service.core.database import new_id, utcnow
 from service.core.deps import after_commit
-from service.core.errors import Conflict, found, invalid_field
+from service.core.errors import found, invalid_field
 from service.core.leases import QUEUED, request_cancel
 from service.core.queue import EVALUATE_MODEL_TASK, JobQueue
 from service.core.schemas import Page
@@ -27,7 +27,7 @@ from service.evaluations.schemas import EvaluationError, EvaluationOut
 from service.evaluations.tables import Evaluation
 from service.idempotency import service as idempotency
 from service.models import repository as model_repository
-from service.models.service import resolve_model_ref
+from service.models.service import resolve_model_ref, resolve_scoring_model
 from service.models.tables import Model, model_file_key
 
 
@@ -48,13 +48,7 @@ def submit(
     earlier = idempotency.earlier_resource(session, project.id, kind, idempotency_key)
     if earlier is not None:
         return get(session, project, earlier), False
-    model = resolve_model_ref(session, project.id, ref)
-    if model.task == "generation":
-        raise Conflict(
-            f"model {ref!r} is a generator (task generation): it makes rows with "
-            "POST /v1/models/{ref}/sample and scores none",
-            code="unsupported_model",
-        )
+    model = resolve_scoring_model(session, project.id, ref)
     dataset = get_dataset(session, project, dataset_id)
     spec = Spec.model_validate_json(store.read_bytes(model_file_key(model.id, SPEC_FILE)))
     pipeline = pipeline_from_dict(

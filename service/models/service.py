@@ -61,6 +61,19 @@ def resolve_model_ref(session: Session, project_id: str, ref: str) -> Model:
     return model
 
 
+def resolve_scoring_model(session: Session, project_id: str, ref: str) -> Model:
+    """The model a reference names, for work that runs it over a dataset (batch predictions,
+    evaluations): a generator (task generation) scores nothing, a 409."""
+    model = resolve_model_ref(session, project_id, ref)
+    if model.task == "generation":
+        raise Conflict(
+            f"model {ref!r} is a generator (task generation): it makes rows with "
+            "POST /v1/models/{ref}/sample and scores none",
+            code="unsupported_model",
+        )
+    return model
+
+
 def list_models(session: Session, project: Project, limit: int, offset: int) -> Page[ModelNameOut]:
     rows = repository.list_names(session, project.id, limit, offset)
     aliases: dict[str, dict[str, int]] = {}
