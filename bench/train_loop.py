@@ -113,6 +113,8 @@ def run_engine(data: Data, epochs: int, device: torch.device) -> None:
                 "learning_rate": LEARNING_RATE,
                 "early_stopping": None,
                 "device": device.type,
+                # The hand-written loops' fp32 math ("auto" is bf16 autocast on CUDA).
+                "precision": "fp32",
             },
         }
     )

@@ -25,6 +25,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from engine.training.devices import to_device
+
 SAMPLED_STEPS = 16
 MIN_SAMPLE_STRIDE = 4
 # The first layer's gradient norm below this fraction of the last layer's, 2 epochs running.
@@ -64,12 +66,16 @@ class GradientProbe:
         self.samples = 0
         self.squares = torch.zeros(0)
         self.peak = torch.zeros(())
+        self._layer_index: torch.Tensor | None = None
 
     def start_epoch(self, steps: int, device: torch.device) -> None:
         self.every = max(MIN_SAMPLE_STRIDE, steps // SAMPLED_STEPS)
         self.samples = 0
         self.squares = torch.zeros(len(self.params), device=device)
         self.peak = torch.zeros((), device=device)
+        if self._layer_index is None or self._layer_index.device != self.squares.device:
+            # Copied once per run, not once per epoch.
+            self._layer_index = to_device(torch.tensor(self.layer_of, dtype=torch.long), device)
 
     def due(self, step: int) -> bool:
         return step % self.every == 0
@@ -84,9 +90,9 @@ class GradientProbe:
 
     def summary(self) -> torch.Tensor:
         """[per-layer mean squared norm..., peak squared total norm], left on the device."""
-        layer_of = torch.tensor(self.layer_of, device=self.squares.device, dtype=torch.long)
+        assert self._layer_index is not None, "start_epoch comes first"
         per_layer = torch.zeros(len(self.names), device=self.squares.device)
-        per_layer.index_add_(0, layer_of, self.squares).div_(max(self.samples, 1))
+        per_layer.index_add_(0, self._layer_index, self.squares).div_(max(self.samples, 1))
         return torch.cat([per_layer, self.peak.view(1)])
 
     def read(self, values: list[float]) -> tuple[dict[str, float], float]:
