@@ -19,11 +19,11 @@ from service.core.deps import (
     SessionDep,
     SettingsDep,
     StoreDep,
-    after_commit,
-    open_watch,
+    end_stream_if_cancelled,
+    watch_run,
 )
 from service.core.events import Watch, batch_topic, server_sent_events
-from service.core.leases import CANCELLED, FINISHED, WorkStatus, status_snapshot
+from service.core.leases import WorkStatus
 from service.core.params import Limit, Offset, Ref
 from service.core.schemas import Page, error_responses, stream_error_responses
 from service.idempotency.dependencies import IdempotencyKeyHeader
@@ -121,9 +121,7 @@ def cancel_batch_prediction(
     batch_prediction_id: str, project: CurrentProject, session: SessionDep, events: EventsDep
 ) -> BatchPredictionOut:
     batch = service.cancel(session, project, batch_prediction_id)
-    if batch.status == CANCELLED:
-        # A queued run ends here, not on a worker: its watchers hear it from the API.
-        after_commit(session, lambda: events.end(batch_topic(batch.id), CANCELLED))
+    end_stream_if_cancelled(session, events, batch, batch_topic(batch.id))
     return service.batch_out(batch)
 
 
@@ -135,9 +133,7 @@ def watch_batch_prediction(
     last_event_id: LastEventIdHeader = None,
 ) -> Watch:
     batch = service.get(session, project, batch_prediction_id)
-    ended = batch.status in FINISHED
-    topic = batch_topic(batch.id)
-    return open_watch(request, session, topic, status_snapshot(batch), ended, last_event_id)
+    return watch_run(request, session, batch, batch_topic(batch.id), last_event_id)
 
 
 @router.get(

@@ -9,6 +9,7 @@ from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
 
 from service.core.events import LAST_EVENT_ID, EventBus, Watch
+from service.core.leases import CANCELLED, FINISHED, LeasedColumns, status_snapshot
 from service.core.queue import JobQueue
 from service.core.settings import Settings
 from service.core.store import Store
@@ -70,6 +71,29 @@ def open_watch(
         last_event_id=last_event_id,
         ping_seconds=request.app.state.settings.events_ping_seconds,
     )
+
+
+def watch_run(
+    request: Request,
+    session: Session,
+    row: LeasedColumns,
+    topic: str,
+    last_event_id: str | None,
+    snapshot: dict | None = None,
+) -> Watch:
+    """The stream of one run of leased work (a job, a batch, an evaluation): its status
+    snapshot, or the route's own `snapshot`, already ended if the run has."""
+    snapshot = status_snapshot(row) if snapshot is None else snapshot
+    return open_watch(request, session, topic, snapshot, row.status in FINISHED, last_event_id)
+
+
+def end_stream_if_cancelled(
+    session: Session, events: EventBus, row: LeasedColumns, topic: str
+) -> None:
+    """A queued run that a cancel ended here, not on a worker: its watchers hear it from
+    the API, once the cancel is committed."""
+    if row.status == CANCELLED:
+        after_commit(session, lambda: events.end(topic, CANCELLED))
 
 
 # scope="function": commit before the response is sent, so a client that reads right after a

@@ -17,11 +17,11 @@ from service.core.deps import (
     SessionDep,
     SettingsDep,
     StoreDep,
-    after_commit,
-    open_watch,
+    end_stream_if_cancelled,
+    watch_run,
 )
 from service.core.events import Watch, evaluation_topic, server_sent_events
-from service.core.leases import CANCELLED, FINISHED, WorkStatus, status_snapshot
+from service.core.leases import WorkStatus
 from service.core.params import Limit, Offset, Ref
 from service.core.schemas import Page, error_responses, stream_error_responses
 from service.evaluations import service
@@ -126,9 +126,7 @@ def cancel_evaluation(
     evaluation_id: str, project: CurrentProject, session: SessionDep, events: EventsDep
 ) -> EvaluationOut:
     evaluation = service.cancel(session, project, evaluation_id)
-    if evaluation.status == CANCELLED:
-        # A queued one ends here, not on a worker: its watchers hear it from the API.
-        after_commit(session, lambda: events.end(evaluation_topic(evaluation.id), CANCELLED))
+    end_stream_if_cancelled(session, events, evaluation, evaluation_topic(evaluation.id))
     return service.out(session, evaluation)
 
 
@@ -140,9 +138,7 @@ def watch_evaluation(
     last_event_id: LastEventIdHeader = None,
 ) -> Watch:
     evaluation = service.get(session, project, evaluation_id)
-    ended = evaluation.status in FINISHED
-    topic = evaluation_topic(evaluation.id)
-    return open_watch(request, session, topic, status_snapshot(evaluation), ended, last_event_id)
+    return watch_run(request, session, evaluation, evaluation_topic(evaluation.id), last_event_id)
 
 
 @router.get(

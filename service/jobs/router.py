@@ -14,11 +14,11 @@ from service.core.deps import (
     SessionDep,
     SettingsDep,
     StoreDep,
-    after_commit,
-    open_watch,
+    end_stream_if_cancelled,
+    watch_run,
 )
 from service.core.events import Watch, job_topic, server_sent_events
-from service.core.leases import CANCELLED, FINISHED, WorkStatus, status_snapshot
+from service.core.leases import WorkStatus, status_snapshot
 from service.core.params import Limit, Offset
 from service.core.schemas import Page, error_responses, stream_error_responses
 from service.idempotency.dependencies import IdempotencyKeyHeader
@@ -127,9 +127,7 @@ def cancel_job(
     job_id: str, project: CurrentProject, session: SessionDep, events: EventsDep
 ) -> JobOut:
     job = service.cancel_job(session, project, job_id)
-    if job.status == CANCELLED:
-        # A queued job ends here, not on a worker: its watchers hear it from the API.
-        after_commit(session, lambda: events.end(job_topic(job.id), CANCELLED))
+    end_stream_if_cancelled(session, events, job, job_topic(job.id))
     return service.job_out(job)
 
 
@@ -142,8 +140,7 @@ def watch_job(
 ) -> Watch:
     job = service.get_job(session, project, job_id)
     snapshot = {**status_snapshot(job), "metrics": job.metrics}
-    ended = job.status in FINISHED
-    return open_watch(request, session, job_topic(job.id), snapshot, ended, last_event_id)
+    return watch_run(request, session, job, job_topic(job.id), last_event_id, snapshot)
 
 
 @router.get(
