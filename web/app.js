@@ -232,6 +232,17 @@ async function jobsPage() {
   }, "Compare the checked jobs"));
 }
 
+// The report's permutation importance: the ten features whose shuffling costs the most.
+function importanceOf(importance) {
+  if (!importance?.importances?.length) return [];
+  const top = importance.importances.slice(0, 10);
+  return [el("h2", {}, "Feature importance"),
+    table(["Feature", `Drop in ${importance.metric}`, "±"], top.map((f) => [f.feature, f.mean, f.std])),
+    el("p", { class: "muted" },
+      `shuffling each feature ${importance.repeats} times over ${importance.rows} test rows` +
+      (importance.importances.length > 10 ? `; ${importance.importances.length - 10} more in the job's report` : ""))];
+}
+
 // {epoch: [...], name: [...]} from GET /v1/jobs/{id}/metrics, per-layer readings left out.
 function curvesOf(metrics) {
   const curves = { epoch: [] };
@@ -294,7 +305,8 @@ async function jobPage(id) {
     report.replaceChildren(...(evaluation ? [el("h2", {}, "Test report"),
       table(["Metric", "Value"], Object.entries(evaluation.metrics)),
       evaluation.confusion_matrix ? confusionMatrix(evaluation.confusion_matrix) : "",
-      el("p", { class: "muted" }, `${evaluation.rows} test rows`)] : []));
+      el("p", { class: "muted" }, `${evaluation.rows} test rows`),
+      ...importanceOf(current.report.permutation_importance)] : []));
   };
   const refresh = async () => {
     const [current, metrics] = await Promise.all([api(`/v1/jobs/${id}`), api(`/v1/jobs/${id}/metrics`)]);

@@ -145,6 +145,8 @@ def test_every_page_shows_the_projects_data_and_a_training_curve_grows_live(
         ui.open(f"#/jobs/{done[1]['id']}", "#report table.cm")
         assert ui.points("loss-chart") == 6 and ui.points("metric-chart") == 6
         assert "Test report" in ui.text() and "accuracy" in ui.text()
+        importance = browser.find_elements(By.CSS_SELECTOR, "#report table")[-1].text
+        assert "Drop in accuracy" in importance and "colour" in importance
         ui.shot("job-finished")
 
         ui.open("#/models", "#main table a")
