@@ -106,8 +106,25 @@ def train_distributed(
         error = outputs.error()
         if error is not None:
             raise RankError(error["code"], error["message"])
-        tail = launcher_log.read_text(errors="replace")[-LOG_TAIL_CHARS:]
-        raise RanksFailed(f"torch.distributed.run exited with status {exit_code}: {tail}")
+        output = launcher_log.read_text(errors="replace")
+        raise RanksFailed(
+            f"torch.distributed.run exited with status {exit_code}: {root_cause(output)}\n"
+            f"{output[-LOG_TAIL_CHARS:]}"
+        )
+
+
+def root_cause(output: str) -> str:
+    """The launcher's "Root Cause" of a failure, as one line ("rank 1 (local_rank: 1),
+    exitcode -9 (pid: 123) (SIGKILL)"), or "no rank failure reported"."""
+    _, found, cause = output.rpartition("Root Cause")
+    fields = {}
+    for line in cause.splitlines() if found else []:
+        name, colon, value = line.partition(":")
+        if colon and name.strip() in ("rank", "exitcode"):
+            fields.setdefault(name.strip(), value.strip())
+    if not fields:
+        return "no rank failure reported"
+    return ", ".join(f"{name} {value}" for name, value in fields.items())
 
 
 def _watch(

@@ -138,6 +138,30 @@ def test_a_killed_rank_fails_the_attempt_and_the_job_resumes_from_its_checkpoint
     assert finished["model_id"] is not None
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_killed_rank_on_the_last_attempt_fails_the_job_saying_so(
+    backend: Backend, api: Api, dataset_id: str, submit
+) -> None:
+    resources = worker_resources(backend)
+    resources.settings = backend.settings.model_copy(update={"max_attempts": 1})
+    job = submit(dataset_id, training={"epochs": 1000, "batch_size": 1, **TWO_RANKS})
+    thread, outcome = _in_thread(resources, job["id"])
+    _wait_for(lambda: _epochs(api, job["id"]))
+    launcher = _launcher_pid()
+    assert launcher is not None
+    os.kill(child_pids(launcher)[0], signal.SIGKILL)
+    thread.join(timeout=60)
+    assert outcome["result"] == "failed"
+    failed = api.get(f"/v1/jobs/{job['id']}").json()
+    assert failed["status"] == "failed"
+    assert failed["error"]["code"] == "rank_failed"
+    message = failed["error"]["message"]
+    assert "gave up after 1 attempts" in message
+    # The first line says which rank died and how.
+    assert "exitcode -9" in message.splitlines()[0] and "(SIGKILL)" in message.splitlines()[0]
+    assert _rank_pids() == []
+
+
 @pytest.mark.parametrize(
     ("training", "field"),
     [
