@@ -166,9 +166,15 @@ def check_resources(spec: Spec) -> None:
             "training.resources.processes",
             "give processes (CPU ranks) or gpus (one rank per GPU), not both",
         )
-    if resources.ranks == 1:
+    if resources.world_size == 1:
         return
-    field = "training.resources.gpus" if resources.gpus > 1 else "training.resources.processes"
+    field = (
+        "training.resources.nodes"
+        if resources.ranks == 1
+        else "training.resources.gpus"
+        if resources.gpus > 1
+        else "training.resources.processes"
+    )
     if spec.task == "generation":
         raise SpecMismatch(field, "a GAN trains in one process: leave out training.resources")
     if spec.data.split.folds is not None:

@@ -90,9 +90,22 @@ class Resources(SpecModel):
         description="GPU ranks (nccl), one per GPU; needs training.device cuda or auto.",
     )
 
+    nodes: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Workers (machines) the ranks span, each running processes or gpus ranks; "
+        "they meet at a c10d rendezvous on the worker that claimed the job.",
+    )
+
     @property
     def ranks(self) -> int:
+        """Ranks on each node."""
         return self.gpus if self.gpus > 0 else self.processes
+
+    @property
+    def world_size(self) -> int:
+        return self.ranks * self.nodes
 
 
 class TrainingConfig(SpecModel):

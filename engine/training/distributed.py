@@ -36,11 +36,6 @@ class DistributedContext:
     def from_process_group(cls, local_rank: int = 0) -> DistributedContext:
         return cls(dist.get_rank(), dist.get_world_size(), local_rank)
 
-    @property
-    def is_main(self) -> bool:
-        """Rank 0, the one that reports (metrics, checkpoints, the model)."""
-        return self.rank == 0
-
     def device(self, requested: torch.device) -> torch.device:
         """One GPU per rank: cuda means this rank's own."""
         if requested.type == "cuda":

@@ -8,8 +8,9 @@ it shares with whoever launched it.
 (`write_inputs`): the spec, the dataset and any given validation and test sets (parquet or
 the canonical NPZ), a checkpoint to resume from, and the run's settings. Every rank reads them,
 joins the process group (gloo on CPU, nccl with one GPU per rank) and runs the same
-`engine.training.recipe.train` under a `DistributedContext`. Rank 0 alone reports, through
-files the launcher reads as they appear (`RankOutputs`):
+`engine.training.recipe.train` under a `DistributedContext`. One rank alone reports (rank 0;
+on several nodes, the first rank of the node whose worker records the job), through files the
+launcher reads as they appear (`RankOutputs`):
 
     epochs.jsonl              one EpochReport per line, appended as each epoch ends
     checkpoints/epoch-N.pt    the latest checkpoint, written under a temporary name, renamed
@@ -62,15 +63,45 @@ _CHECKPOINT_NAME = re.compile(r"^epoch-(\d{6})\.pt$")
 ENGINE_ERROR_EXIT = 3
 
 
-def launch_command(python: str, workdir: Path, ranks: int) -> list[str]:
-    """The command line of a one-node run of `ranks` processes on WORKDIR."""
+@dataclass(frozen=True)
+class Rendezvous:
+    """Where the nodes of a run of several nodes meet (torch's c10d rendezvous): the store
+    runs on the node that `hosts` it, at `endpoint` (host:port); `run_id` tells one attempt's
+    meeting from another's; nodes that have not all arrived within `timeout_seconds` fail."""
+
+    endpoint: str
+    run_id: str
+    nodes: int
+    hosts: bool
+    timeout_seconds: int = 300
+
+
+def launch_command(
+    python: str, workdir: Path, ranks: int, rendezvous: Rendezvous | None = None
+) -> list[str]:
+    """The command line of this node's share of a run: `ranks` processes on WORKDIR, alone
+    (standalone) or meeting the other nodes at `rendezvous`."""
+    if rendezvous is None:
+        meeting = ["--standalone", "--nnodes", "1"]
+    else:
+        conf = f"is_host={str(rendezvous.hosts).lower()},join_timeout={rendezvous.timeout_seconds}"
+        meeting = [
+            "--nnodes",
+            str(rendezvous.nodes),
+            "--rdzv-backend",
+            "c10d",
+            "--rdzv-endpoint",
+            rendezvous.endpoint,
+            "--rdzv-id",
+            rendezvous.run_id,
+            "--rdzv-conf",
+            conf,
+        ]
     return [
         python,
         "-m",
         "torch.distributed.run",
-        "--standalone",
-        "--nnodes",
-        "1",
+        *meeting,
         "--nproc-per-node",
         str(ranks),
         # A lost rank fails the attempt; the job resumes from its checkpoint on a new claim.
@@ -93,16 +124,23 @@ def write_inputs(
     resume_from: bytes | None = None,
     checkpoint_interval_seconds: float = 30.0,
     watch_pid: int | None = None,
+    reports: bool = True,
 ) -> None:
     """Everything the ranks read. `watch_pid`: the ranks stop when that process (the
-    launcher's parent, a worker) is gone, so a killed worker leaves no ranks training."""
+    launcher's parent, a worker) is gone, so a killed worker leaves no ranks training.
+    `reports`: this node's first rank reports (the node of the worker that records the job;
+    on the others, nothing is written)."""
     (workdir / SPEC).write_text(spec.model_dump_json())
     parts = {"data": data, **_given_parts(given)}
     for name, part in parts.items():
         _write_dataset(workdir, name, part)
     if resume_from is not None:
         (workdir / RESUME).write_bytes(resume_from)
-    run = {"checkpoint_interval_seconds": checkpoint_interval_seconds, "watch_pid": watch_pid}
+    run = {
+        "checkpoint_interval_seconds": checkpoint_interval_seconds,
+        "watch_pid": watch_pid,
+        "reports": reports,
+    }
     (workdir / RUN).write_text(json.dumps(run))
 
 
@@ -254,7 +292,9 @@ def run_rank(workdir: Path, local_rank: int) -> int:
         torch.cuda.set_device(local_rank)
     dist.init_process_group("nccl" if on_gpus else "gloo")
     context = DistributedContext.from_process_group(local_rank)
-    report = RankReport(workdir) if context.is_main else None
+    # The reporting node's first rank, wherever the rendezvous put global rank 0: every rank
+    # holds the same model and metrics, and the worker that records reads this node's files.
+    report = RankReport(workdir) if run["reports"] and local_rank == 0 else None
     resume = workdir / RESUME
     try:
         data = _read_dataset(workdir, "data")

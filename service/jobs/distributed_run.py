@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,7 @@ from engine.spec import Spec
 from engine.training.distributed_rank import (
     ModelOutput,
     RankOutputs,
+    Rendezvous,
     launch_command,
     write_inputs,
 )
@@ -69,10 +71,14 @@ def train_distributed(
     on_epoch: Callable[[EpochReport], None],
     on_checkpoint: Callable[[bytes], None],
     should_stop: Callable[[], bool],
-) -> ModelOutput:
-    """Train `spec` on `spec.training.resources.ranks` local ranks; rank 0's model. Raises
-    TrainingCancelled once `should_stop` says so (every rank stopped first), RankError for an
-    engine error, RanksFailed for a rank that died."""
+    rendezvous: Rendezvous | None = None,
+    reports: bool = True,
+) -> ModelOutput | None:
+    """Train `spec` on `spec.training.resources.ranks` local ranks (this node's share, with
+    a `rendezvous` of several nodes); the reporting rank's model, or None on a node that does
+    not report. Raises TrainingCancelled once `should_stop` says so (every local rank stopped
+    first), RankError for an engine error, RanksFailed for a rank that died (or nodes that
+    did not meet)."""
     ranks = spec.training.resources.ranks
     with tempfile.TemporaryDirectory(prefix="trainyard-ddp-") as folder:
         workdir = Path(folder)
@@ -84,11 +90,12 @@ def train_distributed(
             resume_from=resume_from,
             checkpoint_interval_seconds=checkpoint_interval_seconds,
             watch_pid=os.getpid(),
+            reports=reports,
         )
         launcher_log = workdir / "launcher.log"
         with launcher_log.open("wb") as output:
             launcher = subprocess.Popen(
-                launch_command(sys.executable, workdir, ranks),
+                launch_command(sys.executable, workdir, ranks, rendezvous),
                 cwd=workdir,
                 env=rank_environment(spec, ranks),
                 stdout=output,
@@ -102,7 +109,7 @@ def train_distributed(
             finally:
                 stop_launcher(launcher)
         if exit_code == 0:
-            return outputs.model()
+            return outputs.model() if reports else None
         error = outputs.error()
         if error is not None:
             raise RankError(error["code"], error["message"])
@@ -179,6 +186,13 @@ def stop_launcher(launcher: subprocess.Popen) -> None:
         _signal_group(pid, signal.SIGKILL)
     _signal_group(launcher.pid, signal.SIGKILL)
     launcher.wait()
+
+
+def free_port() -> int:
+    """A TCP port free on every interface now, for a rendezvous store to listen on."""
+    with socket.socket() as probe:
+        probe.bind(("", 0))
+        return probe.getsockname()[1]
 
 
 def child_pids(pid: int) -> list[int]:

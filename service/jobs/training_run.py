@@ -28,6 +28,7 @@ from engine.data.arrays.dataset import ArrayData
 from engine.errors import TrainingCancelled
 from engine.spec import Spec
 from engine.training.checkpoint import Checkpoint, checkpoint_from_bytes, checkpoint_to_bytes
+from engine.training.distributed_rank import Rendezvous
 from engine.training.preparation import GivenSplits
 from engine.training.pretraining import pretraining_epochs
 from engine.training.recipe import FoldReport, train
@@ -37,12 +38,12 @@ from service.core.database import new_id
 from service.core.events import LOG, PROGRESS, WARNING, job_topic
 from service.core.leased_run import LeasedRun, WorkerResources, WorkStopped
 from service.core.leases import FAILED, SUCCEEDED
-from service.core.queue import TRAIN_JOB_TASK
+from service.core.queue import JOIN_JOB_TASK, TRAIN_JOB_TASK
 from service.datasets.service import read_dataset
 from service.datasets.tables import Dataset
-from service.jobs.distributed_run import RanksFailed, train_distributed
+from service.jobs.distributed_run import RanksFailed, free_port, train_distributed
 from service.jobs.epoch_recorder import EpochRecorder
-from service.jobs.repository import jobs
+from service.jobs.repository import jobs, slots
 from service.jobs.tables import Job, checkpoint_key
 from service.models import repository as model_repository
 from service.models.service import registered_name
@@ -148,7 +149,7 @@ class TrainingRun(LeasedRun):
     def train(self, spec: Spec, data: pa.Table | ArrayData) -> Trained:
         """The trained model: here, or with more than one rank under torch.distributed.run
         (service/jobs/distributed_run.py), reporting through the same callbacks."""
-        if spec.training.resources.ranks == 1:
+        if spec.training.resources.world_size == 1:
             return train(
                 spec,
                 data,
@@ -160,7 +161,7 @@ class TrainingRun(LeasedRun):
                 on_fold=self.on_fold,
                 checkpoint_interval_seconds=self.settings.checkpoint_interval_seconds,
             )
-        return train_distributed(
+        trained = train_distributed(
             spec,
             data,
             self.load_given(),
@@ -169,6 +170,38 @@ class TrainingRun(LeasedRun):
             on_epoch=self.on_epoch,
             on_checkpoint=self.save_checkpoint_bytes,
             should_stop=self.should_stop,
+            rendezvous=self.open_rendezvous(spec),
+        )
+        assert trained is not None  # this node reports
+        return trained
+
+    def open_rendezvous(self, spec: Spec) -> Rendezvous | None:
+        """On several nodes, this worker is the first: it hosts the attempt's rendezvous and
+        opens a slot per other node, whose join task another worker takes
+        (service/jobs/node_run.py). None on one node."""
+        nodes = spec.training.resources.nodes
+        if nodes == 1:
+            return None
+        endpoint = f"{self.settings.worker_host}:{free_port()}"
+        opened: list[str] = []
+
+        def open_slots(session: Session) -> bool:
+            new = slots.open(session, self.row_id, self.token, endpoint, nodes)
+            opened.extend(slot.id for slot in new or [])
+            return new is not None
+
+        if not self.write(open_slots):
+            raise WorkStopped("the lease was lost")
+        # Sent after the commit, so the joining worker finds its slot.
+        for slot_id in opened:
+            self.resources.queue.enqueue(JOIN_JOB_TASK, slot_id, self.row.queue)
+        self.publish(LOG, {"message": f"waiting for {nodes - 1} more nodes at {endpoint}"})
+        return Rendezvous(
+            endpoint,
+            run_id=f"{self.row_id}-{self.row.attempts}",
+            nodes=nodes,
+            hosts=True,
+            timeout_seconds=self.settings.rendezvous_timeout_seconds,
         )
 
     def latest_checkpoint(self) -> bytes | None:

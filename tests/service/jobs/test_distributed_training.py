@@ -14,7 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from service.core.leased_run import WorkerResources
+from service.core.queue import JOIN_JOB_TASK
 from service.jobs.distributed_run import child_pids
+from service.jobs.node_run import run_job_slot
 from service.jobs.training_run import run_training_job
 from tests.conftest import Api, Backend, assert_invalid
 from tests.service.conftest import worker_resources
@@ -193,3 +196,71 @@ def test_cross_validation_on_two_processes_is_a_422_naming_the_folds(
     }
     response = api.post("/v1/jobs", json={"dataset_id": dataset_id, "spec": spec})
     assert_invalid(response, "spec.data.split.folds")
+
+
+class RecordingQueue:
+    """The broker as the first node sees it: the join tasks it sends, run here by hand."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, str]] = []
+
+    def enqueue(self, task: str, row_id: str, queue: str) -> None:
+        self.sent.append((task, row_id, queue))
+
+    def joins(self) -> list[str]:
+        return [row_id for task, row_id, _ in self.sent if task == JOIN_JOB_TASK]
+
+
+def _node(backend: Backend, name: str, queue: RecordingQueue, **settings) -> WorkerResources:
+    resources = worker_resources(backend)
+    resources.worker_id = name
+    resources.queue = queue  # type: ignore[assignment]
+    resources.settings = backend.settings.model_copy(update=settings)
+    return resources
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_two_nodes_on_the_loopback_train_one_job(
+    backend: Backend, api: Api, dataset_id: str, submit
+) -> None:
+    queue = RecordingQueue()
+    first = _node(backend, "node-a", queue, worker_host="127.0.0.1")
+    job = submit(
+        dataset_id,
+        training={
+            "epochs": 6,
+            "learning_rate": 0.01,
+            **TWO_RANKS,
+            "resources": {"processes": 1, "nodes": 2},
+        },
+    )
+    thread, outcome = _in_thread(first, job["id"])
+    _wait_for(queue.joins)
+    (slot_id,) = queue.joins()
+    joined = run_job_slot(_node(backend, "node-b", RecordingQueue()), slot_id)
+    thread.join(timeout=60)
+    assert (outcome["result"], joined) == ("succeeded", "succeeded")
+    finished = api.get(f"/v1/jobs/{job['id']}").json()
+    assert finished["attempts"] == 1
+    assert _epochs(api, job["id"]) == list(range(1, 7))
+    assert finished["report"]["evaluation"]["metrics"]["accuracy"] > 0.8
+    # A second delivery of the join task finds the slot taken.
+    assert run_job_slot(_node(backend, "node-c", RecordingQueue()), slot_id) == "skipped"
+    assert _rank_pids() == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_node_that_never_joins_fails_the_attempt_and_the_job_goes_back(
+    backend: Backend, api: Api, dataset_id: str, submit
+) -> None:
+    queue = RecordingQueue()
+    first = _node(backend, "node-a", queue, rendezvous_timeout_seconds=5)
+    resources = {"processes": 1, "nodes": 2}
+    job = submit(dataset_id, training={"epochs": 3, **TWO_RANKS, "resources": resources})
+    assert run_training_job(first, job["id"]) == "released"
+    handed_back = api.get(f"/v1/jobs/{job['id']}").json()
+    assert (handed_back["status"], handed_back["attempts"]) == ("queued", 1)
+    # The slot of the attempt that failed is not joined later.
+    (slot_id,) = queue.joins()
+    assert run_job_slot(_node(backend, "node-b", RecordingQueue()), slot_id) == "skipped"
+    assert _rank_pids() == []
