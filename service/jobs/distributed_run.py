@@ -122,7 +122,9 @@ def train_distributed(
 
 def root_cause(output: str) -> str:
     """The launcher's "Root Cause" of a failure, as one line ("rank 1 (local_rank: 1),
-    exitcode -9 (pid: 123) (SIGKILL)"), or "no rank failure reported"."""
+    exitcode -9 (pid: 123) (SIGKILL)"), or why the ranks never started."""
+    if "RendezvousTimeoutError" in output:
+        return "the nodes did not all meet at the rendezvous in time (too few free workers?)"
     _, found, cause = output.rpartition("Root Cause")
     fields = {}
     for line in cause.splitlines() if found else []:

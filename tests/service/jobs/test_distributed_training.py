@@ -249,17 +249,18 @@ def test_two_nodes_on_the_loopback_train_one_job(
     assert _rank_pids() == []
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_a_node_that_never_joins_fails_the_attempt_and_the_job_goes_back(
+def test_a_node_that_never_joins_fails_the_attempt_saying_the_nodes_did_not_meet(
     backend: Backend, api: Api, dataset_id: str, submit
 ) -> None:
     queue = RecordingQueue()
     first = _node(backend, "node-a", queue, rendezvous_timeout_seconds=5)
     resources = {"processes": 1, "nodes": 2}
     job = submit(dataset_id, training={"epochs": 3, **TWO_RANKS, "resources": resources})
-    assert run_training_job(first, job["id"]) == "released"
-    handed_back = api.get(f"/v1/jobs/{job['id']}").json()
-    assert (handed_back["status"], handed_back["attempts"]) == ("queued", 1)
+    first.settings = first.settings.model_copy(update={"max_attempts": 1})
+    assert run_training_job(first, job["id"]) == "failed"
+    failed = api.get(f"/v1/jobs/{job['id']}").json()
+    assert failed["error"]["code"] == "rank_failed"
+    assert "did not all meet" in failed["error"]["message"].splitlines()[0]
     # The slot of the attempt that failed is not joined later.
     (slot_id,) = queue.joins()
     assert run_job_slot(_node(backend, "node-b", RecordingQueue()), slot_id) == "skipped"
