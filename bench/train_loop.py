@@ -31,12 +31,24 @@ index, with a validation pass read to the host once an epoch. Service and peer a
 `--rounds` times; medians count. `service_vs_handwritten` = peer seconds / service seconds
 (1.0 = parity).
 
-    .venv/bin/python -m bench.train_loop [--cases loop,small-epochs] [--rows 200000]
-        [--epochs 5] [--rounds 3] [--small-epochs 1000]
+Case `ddp` (data-parallel on CPU, gloo; not in the default cases): the engine's recipe on
+`--ddp-rows` rows x 256 features of `make_classification` (10 classes), MLP 256-2048-2048-10
+(4.7M parameters, so compute outweighs the gradient all-reduce), Adam 1e-3, global batch 512,
+no early stopping, `--epochs` epochs. Two processes under torch.distributed.run (the rank
+program a worker launches, engine/training/distributed_rank.py), one thread each, against one
+process with two threads in this process, the same global batch. sps is the mean of the
+epochs' own samples per second after the first (a warm-up); `ddp_2proc_vs_1proc` = 2-process
+sps / 1-process sps. `distributed_launch_overhead_s` = wall seconds of a tiny job (64 rows,
+one epoch) through the launcher minus the same job in this process: the price of starting the
+launcher and its ranks, importing torch in each and meeting at the rendezvous.
+
+    .venv/bin/python -m bench.train_loop [--cases loop,small-epochs,ddp] [--rows 200000]
+        [--epochs 5] [--rounds 3] [--small-epochs 1000] [--ddp-rows 40000]
 
 The last line is JSON: {"engine_sps", "handwritten_sps", "dataloader_sps", "lightning_sps",
 "engine_vs_handwritten", "engine_vs_lightning", "device", ..., "service_vs_handwritten",
-"small_epochs": {...}} (the fields of the cases that ran).
+"small_epochs": {...}, "ddp_2proc_vs_1proc", "ddp": {...}, "distributed_launch_overhead_s"}
+(the fields of the cases that ran).
 """
 
 from __future__ import annotations
@@ -417,13 +429,111 @@ def loop_case(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
+DDP_FEATURES, DDP_HIDDEN, DDP_BATCH = 256, [2048, 2048], 512
+
+
+def ddp_spec(epochs: int, processes: int, hidden: list[int] = DDP_HIDDEN) -> Spec:
+    return Spec.model_validate(
+        {
+            "task": "classification",
+            "target": "y",
+            "model": {"family": "mlp", "hidden": hidden, "dropout": 0.0},
+            # No test split: scoring it (permutation importance over 256 inputs) is no part
+            # of what is timed, and would only make the bench slower.
+            "data": {"split": {"validation": 0.1, "test": 0.0}},
+            "training": {
+                "epochs": epochs,
+                "batch_size": DDP_BATCH,
+                "learning_rate": LEARNING_RATE,
+                "early_stopping": None,
+                "device": "cpu",
+                "resources": {"processes": processes},
+            },
+        }
+    )
+
+
+def ddp_data(rows: int, features: int = DDP_FEATURES) -> Any:
+    from sklearn.datasets import make_classification
+
+    from engine.data.arrays.dataset import ArrayData
+
+    x, y = make_classification(
+        n_samples=rows,
+        n_features=features,
+        n_informative=min(40, features - 2),
+        n_redundant=0,
+        n_classes=10 if features > 8 else 2,
+        random_state=0,
+    )
+    classes = list(range(int(y.max()) + 1))
+    return ArrayData(x.astype(np.float32), y.astype(np.int64), classes, "vector")
+
+
+def run_in_process(spec: Spec, data: Any, threads: int) -> tuple[list[float], float]:
+    """(each epoch's samples per second, wall seconds) of the recipe in this process."""
+    from engine.training.recipe import train
+
+    torch.set_num_threads(threads)
+    speeds: list[float] = []
+    started = time.perf_counter()
+    train(spec, data, on_epoch=lambda report: speeds.append(report.samples_per_second))
+    return speeds, time.perf_counter() - started
+
+
+def run_launched(spec: Spec, data: Any, processes: int) -> tuple[list[float], float]:
+    """The same through torch.distributed.run, one thread a rank, as a worker launches it."""
+    import os
+    import subprocess
+
+    from engine.training.distributed_rank import RankOutputs, launch_command, write_inputs
+
+    with tempfile.TemporaryDirectory() as folder:
+        workdir = Path(folder)
+        write_inputs(workdir, spec, data)
+        root = str(Path(__file__).resolve().parents[1])
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": root}
+        started = time.perf_counter()
+        subprocess.run(launch_command(sys.executable, workdir, processes), env=env, check=True)
+        seconds = time.perf_counter() - started
+        speeds = [report.samples_per_second for report in RankOutputs(workdir).new_epochs()]
+    return speeds, seconds
+
+
+def ddp_case(args: argparse.Namespace) -> dict[str, Any]:
+    data = ddp_data(args.ddp_rows)
+    epochs = max(2, args.epochs)
+    one, _ = run_in_process(ddp_spec(epochs, 1), data, threads=2)
+    two, _ = run_launched(ddp_spec(epochs, 2), data, processes=2)
+    one_sps, two_sps = statistics.mean(one[1:]), statistics.mean(two[1:])
+    tiny = ddp_data(64, features=8)
+    _, in_process = run_in_process(ddp_spec(1, 1, hidden=[16]), tiny, threads=2)
+    _, launched = run_launched(ddp_spec(1, 2, hidden=[16]), tiny, processes=2)
+    ratio = round(two_sps / one_sps, 3)
+    overhead = round(launched - in_process, 2)
+    print(f"ddp: 1 process x 2 threads {one_sps:,.0f} sps, 2 processes x 1 thread {two_sps:,.0f}")
+    print(f"ddp_2proc_vs_1proc {ratio}; distributed_launch_overhead_s {overhead}")
+    return {
+        "ddp_2proc_vs_1proc": ratio,
+        "distributed_launch_overhead_s": overhead,
+        "ddp": {
+            "rows": args.ddp_rows,
+            "epochs": epochs,
+            "parameters": DDP_FEATURES * 2048 + 2048 * 2048 + 2048 * 10 + 2048 * 2 + 10,
+            "one_process_sps": round(one_sps),
+            "two_process_sps": round(two_sps),
+        },
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", default="loop,small-epochs", help="loop, small-epochs")
+    parser.add_argument("--cases", default="loop,small-epochs", help="loop, small-epochs, ddp")
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--small-epochs", type=int, default=1000)
+    parser.add_argument("--ddp-rows", type=int, default=40_000)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--skip", nargs="*", default=[], help="contenders to leave out")
@@ -434,6 +544,8 @@ def main() -> None:
         summary |= loop_case(args)
     if "small-epochs" in cases:
         summary |= small_epochs_case(args.small_epochs, args.rounds)
+    if "ddp" in cases:
+        summary |= ddp_case(args)
     print(json.dumps(summary))
 
 

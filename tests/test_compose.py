@@ -93,3 +93,13 @@ def test_dockerfile_installs_pinned_torch_before_the_project() -> None:
     assert torch_line < project_line
     # The project installs against the lock file, so the image gets the tested versions.
     assert "-c requirements.lock" in lines[project_line]
+
+
+def test_node_workers_use_the_host_network_and_say_where_they_are_reached() -> None:
+    # Jobs on several machines: the rendezvous and the ranks' ports are picked at run time,
+    # so a node worker is on the machine's network and names the address others reach.
+    nodes = yaml.safe_load((ROOT / "docker-compose.nodes.yml").read_text())["services"]
+    worker = nodes["node-worker"]
+    assert worker["network_mode"] == "host"
+    assert {"TRAINYARD_WORKER_HOST", "TRAINYARD_STORE_URL"} <= worker["environment"].keys()
+    assert "file://" not in str(worker["environment"]["TRAINYARD_STORE_URL"])

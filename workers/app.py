@@ -18,6 +18,7 @@ from service.core.leased_run import WorkerResources
 from service.core.queue import (
     BATCH_PREDICT_TASK,
     EVALUATE_MODEL_TASK,
+    JOIN_JOB_TASK,
     TRAIN_JOB_TASK,
     JobQueue,
     create_celery,
@@ -27,6 +28,7 @@ from service.core.settings import load_settings
 from service.core.store import Store
 from service.evaluations.evaluation_run import run_evaluation
 from service.fleet import service as fleet
+from service.jobs.node_run import run_job_slot
 from service.jobs.training_run import run_training_job
 from service.studies.trial_observer import advance_stalled_studies, observe_trial
 from workers.work_kinds import WORK_KINDS
@@ -120,6 +122,15 @@ def train_job(job_id: str) -> str:
         raise Reject("worker is shutting down", requeue=True)
     # A study's trial reports each epoch to the study and advances it when it ends.
     return run_training_job(resources, job_id, observe=observe_trial)
+
+
+@celery_app.task(name=JOIN_JOB_TASK)
+def join_job(slot_id: str) -> str:
+    """A node beyond the first of a job on several workers: this worker's share of its ranks."""
+    resources = worker_resources()
+    if resources.shutdown.is_set():
+        raise Reject("worker is shutting down", requeue=True)
+    return run_job_slot(resources, slot_id)
 
 
 @celery_app.task(name=BATCH_PREDICT_TASK)

@@ -13,12 +13,13 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from engine.errors import SpecMismatch
 from engine.spec.base import SpecModel
 from engine.spec.data import DataConfig
 from engine.spec.model import GANConfig, ModelConfig
 from engine.spec.training import TrainingConfig
 
-__all__ = ["MODEL_NAME_PATTERN", "TARGETLESS_TASKS", "Spec", "Task"]
+__all__ = ["MODEL_NAME_PATTERN", "TARGETLESS_TASKS", "Spec", "Task", "check_resources"]
 
 Task = Literal["classification", "regression", "forecasting", "reconstruction", "generation"]
 # Tasks whose spec needs no target: the model rebuilds or generates its inputs.
@@ -147,3 +148,42 @@ class Spec(SpecModel):
             if len(set(self.features)) != len(self.features):
                 raise ValueError("features lists a column twice")
         return self
+
+
+def check_resources(spec: Spec) -> None:
+    """Refuse `training.resources` the run cannot honour (SpecMismatch naming the field): GPUs
+    on a CPU device, both CPU processes and GPUs, and, with more than one rank, the parts of
+    training that have a loop of their own (a GAN, cross-validation folds, DBN pretraining)."""
+    training = spec.training
+    resources = training.resources
+    if resources.gpus > 0 and training.device == "cpu":
+        raise SpecMismatch(
+            "training.resources.gpus",
+            "GPUs need training.device cuda or auto; on CPU ask for training.resources.processes",
+        )
+    if resources.gpus > 0 and resources.processes > 1:
+        raise SpecMismatch(
+            "training.resources.processes",
+            "give processes (CPU ranks) or gpus (one rank per GPU), not both",
+        )
+    if resources.world_size == 1:
+        return
+    field = (
+        "training.resources.nodes"
+        if resources.ranks == 1
+        else "training.resources.gpus"
+        if resources.gpus > 1
+        else "training.resources.processes"
+    )
+    if spec.task == "generation":
+        raise SpecMismatch(field, "a GAN trains in one process: leave out training.resources")
+    if spec.data.split.folds is not None:
+        raise SpecMismatch(
+            "data.split.folds",
+            "cross-validation trains in one process: leave out folds, or training.resources",
+        )
+    if getattr(spec.model, "pretrain", None) is not None:
+        raise SpecMismatch(
+            "model.pretrain",
+            "DBN pretraining runs in one process: leave out pretrain, or training.resources",
+        )

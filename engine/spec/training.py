@@ -73,6 +73,41 @@ Schedule = Annotated[
 ]
 
 
+class Resources(SpecModel):
+    """How many ranks train the model data-parallel: `processes` CPU processes, or one rank per
+    GPU. One rank (the default) trains in the worker itself, with no launcher."""
+
+    processes: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="CPU ranks (gloo); more than 1 runs under torch.distributed.run.",
+    )
+    gpus: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="GPU ranks (nccl), one per GPU; needs training.device cuda or auto.",
+    )
+
+    nodes: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Workers (machines) the ranks span, each running processes or gpus ranks; "
+        "they meet at a c10d rendezvous on the worker that claimed the job.",
+    )
+
+    @property
+    def ranks(self) -> int:
+        """Ranks on each node."""
+        return self.gpus if self.gpus > 0 else self.processes
+
+    @property
+    def world_size(self) -> int:
+        return self.ranks * self.nodes
+
+
 class TrainingConfig(SpecModel):
     epochs: int = Field(default=100, ge=1)
     # 1 = stochastic gradient descent, n = mini-batch, "full" = batch gradient descent.
@@ -104,6 +139,10 @@ class TrainingConfig(SpecModel):
     early_stopping: EarlyStopping | None = Field(default_factory=EarlyStopping)
     precision: Precision = "auto"
     device: Device = "auto"
+    resources: Resources = Field(
+        default_factory=Resources,
+        description="Data-parallel ranks: processes on CPU, or gpus (see check_resources).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainingConfig:

@@ -33,8 +33,9 @@ from engine.errors import SpecMismatch
 from engine.evaluation import evaluate, permutation_importance, summarise_folds
 from engine.models import DEFAULT_MAX_PARAMETERS, ModelSummary, build_model, count_parameters
 from engine.pipeline import Pipeline
-from engine.spec import Spec
+from engine.spec import Spec, check_resources
 from engine.training.devices import resolve_device
+from engine.training.distributed import DistributedContext
 from engine.training.preparation import (
     Dataset,
     GivenSplits,
@@ -124,6 +125,7 @@ def train(
     on_fold: FoldCallback | None = None,
     checkpoint_interval_seconds: float = 30.0,
     given: GivenSplits | None = None,
+    distributed: DistributedContext | None = None,
 ) -> TrainedModel:
     """The final model, its test evaluation and, with data.split.folds, the cross-validation.
 
@@ -133,7 +135,12 @@ def train(
 
     `given` validation and test sets replace those splits (the training set then gives up no
     rows to them): the final model stops early on the given validation set and is scored on
-    the given test set."""
+    the given test set.
+
+    Under a `distributed` context (one rank of a torch.distributed run:
+    engine/training/distributed_rank.py) the final model trains data-parallel; every rank
+    runs all of this alike, and only the caller decides which rank reports."""
+    check_resources(spec)
     if spec.task == "generation":
         return _train_gan(
             spec,
@@ -155,6 +162,7 @@ def train(
         on_checkpoint=on_checkpoint,
         resume_from=resume_from,
         checkpoint_interval_seconds=checkpoint_interval_seconds,
+        distributed=distributed,
     )
     evaluation = _evaluate_on_test(spec, prepared, trainer)
     importance = permutation_importance(
@@ -193,6 +201,7 @@ def dry_run(
     """The spec with its default model filled in and the layer table of the model it builds
     on this data (engine/training/preparation.py's `dry_run`; for a GAN, the generator's rows
     and the discriminator's)."""
+    check_resources(spec)
     if spec.task != "generation":
         return supervised_dry_run(spec, data, max_parameters, given)
     from engine.training.gan import describe_gan
@@ -239,6 +248,7 @@ def _fit(
     on_epoch: EpochCallback | None = None,
     should_cancel: CancelCheck | None = None,
     resume_from: bytes | None = None,
+    distributed: DistributedContext | None = None,
     **callbacks: Any,
 ) -> tuple[Spec, Trainer, FitResult]:
     """Build the model the spec describes on the prepared data, pretrain it if the spec says
@@ -257,13 +267,15 @@ def _fit(
         prepared.pipeline.output_dim,
         embedded=prepared.pipeline.embedded_inputs,
     )
+    device = resolve_device(spec.training.device)
     trainer = Trainer(
         spec,
         model,
-        resolve_device(spec.training.device),
+        distributed.device(device) if distributed else device,
         prepared.target_scale,
         classes=prepared.pipeline.classes() or None,
         augment=build_augment(spec.data, prepared.kind, spec.task, spec.seed),
+        distributed=distributed,
     )
     offset = pretraining_epochs(spec)
     total = offset + spec.training.epochs

@@ -41,6 +41,7 @@ from engine.training.checkpoint import (
     restore_rng_states,
 )
 from engine.training.devices import autocast, autocast_dtype, to_device
+from engine.training.distributed import DistributedContext
 from engine.training.health import (
     EXPLODING_NORM,
     DeadReluProbe,
@@ -113,6 +114,7 @@ class Trainer:
         target_scale: float = 1.0,
         classes: Sequence[Any] | None = None,
         augment: BatchAugment | None = None,
+        distributed: DistributedContext | None = None,
     ) -> None:
         check_loss_for_task(spec.training, spec.task)
         self.spec = spec
@@ -120,6 +122,12 @@ class Trainer:
         self.task = spec.task
         self.device = device
         self.model = model.to(device)
+        # One of several data-parallel ranks (engine/training/distributed.py), or None: the
+        # one-process loop, untouched. Training steps run through `stepped` (the
+        # DistributedDataParallel wrapper under a context); everything else, validation and
+        # checkpoints included, reads the plain module.
+        self.distributed = distributed
+        self.stepped = self.model if distributed is None else distributed.wrap(self.model, device)
         # Targets are standardised; MAE and RMSE are reported in the target's own units.
         self.target_scale = target_scale
         # Class labels in index order: the keys of training.class_weights.
@@ -160,7 +168,11 @@ class Trainer:
         if not validating:
             check_without_validation(self.spec, "no validation rows remain")
         batch = n if self.config.batch_size == "full" else min(self.config.batch_size, n)
-        steps = math.ceil(n / batch)
+        rows = n
+        if self.distributed is not None:
+            # The batch is global: each rank steps on its share of the rows and of the batch.
+            rows, batch = self.distributed.rows(n), self.distributed.batch(batch)
+        steps = math.ceil(rows / batch)
         self._prepare(x_train, y_train)
 
         shuffle = torch.Generator().manual_seed(self.spec.seed)
@@ -295,10 +307,13 @@ class Trainer:
         should_cancel: CancelCheck | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean training loss, the gradient probe's summary), both left on the device."""
-        self.model.train()
-        n = x.shape[0]
-        # Drawn on the CPU so that one seed shuffles alike on every device.
-        order = self._to_device(torch.randperm(n, generator=shuffle))
+        self.stepped.train()
+        # Drawn on the CPU so that one seed shuffles alike on every device (and every rank).
+        order = torch.randperm(x.shape[0], generator=shuffle)
+        if self.distributed is not None:
+            order = self.distributed.shard(order)
+        order = self._to_device(order)
+        n = order.shape[0]
         loss_sum = torch.zeros((), device=self.device)
         gradients.start_epoch(steps, self.device)
         clip, l1 = self.config.gradient_clip_norm, self.config.l1
@@ -314,7 +329,7 @@ class Trainer:
             if augment is not None:
                 xb, yb = augment(xb, yb)
             with self._autocast():
-                output = self.model(xb)
+                output = self.stepped(xb)
             loss = self.loss(output, yb)
             objective = loss + l1 * self._l1_norm() if l1 else loss
             self.optimizer.zero_grad(set_to_none=True)
@@ -326,7 +341,10 @@ class Trainer:
             self.optimizer.step()
             # Weighted by the batch's rows, so a short last batch counts for what it holds.
             loss_sum.add_(loss.detach(), alpha=index.shape[0])
-        return loss_sum / n, gradients.summary()
+        train_loss = loss_sum / n
+        if self.distributed is not None:
+            train_loss = self.distributed.mean(train_loss)
+        return train_loss, gradients.summary()
 
     def _evaluate_sums(
         self, x: torch.Tensor, y: torch.Tensor, watch_relus: bool = False

@@ -259,12 +259,14 @@ class LeasedRun:
             and not self.keeper.cancel_requested
             and not stopping_itself
         ):
-            if self.write(
-                lambda session: self.repository.release(session, self.row_id, self.token)
-            ):
-                self.publish(STATUS, {"status": QUEUED})
-                self.publish(LOG, {"message": "worker stopping: handed back to the queue"})
-                self.resources.queue.enqueue(self.task, self.row_id, self.row.queue)
-            return "released"
+            return self.hand_back("worker stopping: handed back to the queue")
         self.finish(CANCELLED, **self.stop_details())
         return CANCELLED
+
+    def hand_back(self, message: str) -> str:
+        """Give the row back to the queue, to be claimed again (`released`)."""
+        if self.write(lambda session: self.repository.release(session, self.row_id, self.token)):
+            self.publish(STATUS, {"status": QUEUED})
+            self.publish(LOG, {"message": message})
+            self.resources.queue.enqueue(self.task, self.row_id, self.row.queue)
+        return "released"

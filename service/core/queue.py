@@ -15,6 +15,8 @@ from service.core.settings import Settings
 TRAIN_JOB_TASK = "trainyard.train_job"
 BATCH_PREDICT_TASK = "trainyard.batch_predict"
 EVALUATE_MODEL_TASK = "trainyard.evaluate_model"
+# A node beyond the first of a training job on several workers (service/jobs/node_run.py).
+JOIN_JOB_TASK = "trainyard.join_job"
 # The queue of jobs that ask for CUDA: only workers whose machine has CUDA listen on it.
 GPU_QUEUE = "gpu"
 

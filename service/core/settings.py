@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     # worker is gone and the job may be claimed again.
     lease_seconds: int = Field(default=60, ge=3)
     max_attempts: int = Field(default=3, ge=1)
+    # A training job on several nodes (training.resources.nodes): the address the other
+    # workers reach this worker's rendezvous at, and how long the nodes have to meet.
+    worker_host: str = "127.0.0.1"
+    rendezvous_timeout_seconds: int = Field(default=300, ge=5)
     # A training job writes a checkpoint (what a resumed job goes on from) at most this often,
     # and after its last epoch; 0 writes one after every epoch.
     checkpoint_interval_seconds: float = Field(default=30.0, ge=0)

@@ -4,13 +4,15 @@ are a job's own. Every write a worker makes is fenced by its lease token."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from service.core.leases import LeasedWorkRepository
-from service.jobs.tables import Job, JobMetric
+from service.core.database import utcnow
+from service.core.leases import RUNNING, LeasedWorkRepository
+from service.jobs.tables import Job, JobMetric, JobSlot
 
 # The history's name for a layer's gradient norm is this prefix and the layer's name.
 GRAD_NORM_PREFIX = "grad_norm/"
@@ -69,3 +71,88 @@ class JobRepository(LeasedWorkRepository[Job]):
 
 
 jobs = JobRepository(Job, "job")
+
+SLOT_QUEUED, SLOT_RUNNING, SLOT_FINISHED = "queued", "running", "finished"
+
+
+class JobSlotRepository:
+    """The nodes beyond the first of a job's attempt on several workers. The first node's
+    worker opens them under the job's lease; each joining worker claims one atomically and
+    holds it by a lease of its own while its ranks run."""
+
+    def open(
+        self, session: Session, job_id: str, token: str, endpoint: str, nodes: int
+    ) -> list[JobSlot] | None:
+        """Slots 1..nodes-1 of the job's current attempt, meeting at `endpoint`; None if
+        `token` no longer holds the job."""
+        job = session.scalar(select(Job).where(jobs.held(job_id, token)))
+        if job is None:
+            return None
+        slots = [
+            JobSlot(job_id=job_id, attempt=job.attempts, node_rank=rank, endpoint=endpoint)
+            for rank in range(1, nodes)
+        ]
+        session.add_all(slots)
+        session.flush()
+        return slots
+
+    def claim(
+        self, session: Session, slot_id: str, worker_id: str, lease_seconds: int
+    ) -> JobSlot | None:
+        """Take a queued slot whose attempt still runs: the slot, or None (taken, or its
+        attempt is over)."""
+        slot = session.get(JobSlot, slot_id)
+        if slot is None or not self.attempt_runs(session, slot):
+            return None
+        result = session.execute(
+            update(JobSlot)
+            .where(JobSlot.id == slot_id, JobSlot.status == SLOT_QUEUED)
+            .values(
+                status=SLOT_RUNNING,
+                worker_id=worker_id,
+                lease_expires_at=utcnow() + timedelta(seconds=lease_seconds),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:
+            return None
+        session.refresh(slot)
+        return slot
+
+    def attempt_runs(self, session: Session, slot: JobSlot) -> bool:
+        """The slot's job still runs the attempt it was opened for, and no cancel is asked."""
+        job = session.get(Job, slot.job_id, populate_existing=True)
+        return (
+            job is not None
+            and job.status == RUNNING
+            and job.attempts == slot.attempt
+            and not job.cancel_requested
+        )
+
+    def renew(self, session: Session, slot_id: str, worker_id: str, lease_seconds: int) -> bool:
+        result = session.execute(
+            update(JobSlot)
+            .where(
+                JobSlot.id == slot_id,
+                JobSlot.status == SLOT_RUNNING,
+                JobSlot.worker_id == worker_id,
+            )
+            .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1
+
+    def finish(self, session: Session, slot_id: str) -> None:
+        session.execute(
+            update(JobSlot)
+            .where(JobSlot.id == slot_id)
+            .values(status=SLOT_FINISHED, lease_expires_at=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    def of_attempt(self, session: Session, job_id: str, attempt: int) -> Sequence[JobSlot]:
+        query = select(JobSlot).where(JobSlot.job_id == job_id, JobSlot.attempt == attempt)
+        return session.scalars(query.order_by(JobSlot.node_rank)).all()
+
+
+slots = JobSlotRepository()

@@ -91,7 +91,8 @@ def submit_job(
 
 
 def queue_for(spec: Spec, settings: Settings) -> str:
-    return GPU_QUEUE if spec.training.device == "cuda" else settings.default_queue
+    on_gpu = spec.training.device == "cuda" or spec.training.resources.gpus > 0
+    return GPU_QUEUE if on_gpu else settings.default_queue
 
 
 def get_job(session: Session, project: Project, job_id: str) -> Job:

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Float, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.core.database import Base, new_id
+from service.core.database import Base, UTCDateTime, new_id, utcnow
 from service.core.leases import LeasedColumns
 from service.studies import tables as _studies  # noqa: F401  (the target of jobs.study_id)
 
@@ -56,6 +57,29 @@ class JobMetric(Base):
     epoch: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(64))
     value: Mapped[float] = mapped_column(Float)
+
+
+class JobSlot(Base):
+    """One node other than the first of a job's attempt on several nodes
+    (`training.resources.nodes`): the worker that claims it joins the attempt's rendezvous
+    as node `node_rank`. The first node is the worker holding the job's lease; a slot has a
+    lease of its own, held while its worker's ranks run."""
+
+    __tablename__ = "job_slots"
+    __table_args__ = (UniqueConstraint("job_id", "attempt", "node_rank"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("slot"))
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
+    # The job's attempt this slot belongs to: a slot of an attempt that ended is not joined.
+    attempt: Mapped[int] = mapped_column(Integer)
+    node_rank: Mapped[int] = mapped_column(Integer)
+    # host:port of the attempt's c10d rendezvous, on the first node's worker.
+    endpoint: Mapped[str] = mapped_column(String(300))
+    # queued -> running (claimed) -> finished.
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    worker_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 def checkpoint_key(job_id: str) -> str:

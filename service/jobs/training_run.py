@@ -3,6 +3,11 @@
     claim -> load the data once -> train (epoch, fold and checkpoint callbacks) -> store the
     model -> register it and finish; or, stopped, cancel or hand back to the queue.
 
+With `training.resources` asking for more than one rank, the training step runs under
+torch.distributed.run (service/jobs/distributed_run.py) and reports through the same
+callbacks; a rank that dies fails the attempt, and the job goes back to the queue to resume
+from its checkpoint.
+
 The claim, the kept lease, the fenced writes and the ends a run can come to are the leased-work
 kernel's (service/core/leased_run.py); this module holds what is a training job's own.
 """
@@ -23,26 +28,39 @@ from engine.data.arrays.dataset import ArrayData
 from engine.errors import TrainingCancelled
 from engine.spec import Spec
 from engine.training.checkpoint import Checkpoint, checkpoint_from_bytes, checkpoint_to_bytes
+from engine.training.distributed_rank import Rendezvous
 from engine.training.preparation import GivenSplits
 from engine.training.pretraining import pretraining_epochs
-from engine.training.recipe import FoldReport, TrainedModel, train
+from engine.training.recipe import FoldReport, train
 from engine.training.trainer import EpochReport
 from service.core import metrics
 from service.core.database import new_id
 from service.core.events import LOG, PROGRESS, WARNING, job_topic
 from service.core.leased_run import LeasedRun, WorkerResources, WorkStopped
-from service.core.leases import SUCCEEDED
-from service.core.queue import TRAIN_JOB_TASK
+from service.core.leases import FAILED, SUCCEEDED
+from service.core.queue import JOIN_JOB_TASK, TRAIN_JOB_TASK
 from service.datasets.service import read_dataset
 from service.datasets.tables import Dataset
+from service.jobs.distributed_run import RanksFailed, free_port, train_distributed
 from service.jobs.epoch_recorder import EpochRecorder
-from service.jobs.repository import jobs
+from service.jobs.repository import jobs, slots
 from service.jobs.tables import Job, checkpoint_key
 from service.models import repository as model_repository
 from service.models.service import registered_name
 from service.models.tables import Model, model_file_key
 
 log = logging.getLogger(__name__)
+
+
+class Trained(Protocol):
+    """What a run records of its trained model: the engine's TrainedModel in one process, or
+    what rank 0 left of it (engine/training/distributed_rank.py's ModelOutput)."""
+
+    metrics: dict[str, float]
+
+    def files(self) -> dict[str, bytes]: ...
+
+    def report(self) -> dict[str, Any]: ...
 
 
 class TrainingObserver(Protocol):
@@ -104,17 +122,10 @@ class TrainingRun(LeasedRun):
         )
         self.observer = self.observe(job, self.resources) if self.observe else None
         data = self.load_data()
-        trained = train(
-            spec,
-            data,
-            given=self.load_given(),
-            on_epoch=self.on_epoch,
-            should_cancel=self._cancel_check(),
-            on_checkpoint=self.save_checkpoint,
-            resume_from=self.latest_checkpoint(),
-            on_fold=self.on_fold,
-            checkpoint_interval_seconds=self.settings.checkpoint_interval_seconds,
-        )
+        try:
+            trained = self.train(spec, data)
+        except RanksFailed as failure:
+            return self.attempt_failed(str(failure))
         if not self.epochs.flush() or self.lost:
             return "lost"
         model_id = self.store_model(trained)
@@ -133,6 +144,64 @@ class TrainingRun(LeasedRun):
         """The validation and test datasets the job names, read once too."""
         return GivenSplits(
             **{split: read_dataset(self.store, row) for split, row in self.given_datasets.items()}
+        )
+
+    def train(self, spec: Spec, data: pa.Table | ArrayData) -> Trained:
+        """The trained model: here, or with more than one rank under torch.distributed.run
+        (service/jobs/distributed_run.py), reporting through the same callbacks."""
+        if spec.training.resources.world_size == 1:
+            return train(
+                spec,
+                data,
+                given=self.load_given(),
+                on_epoch=self.on_epoch,
+                should_cancel=self._cancel_check(),
+                on_checkpoint=self.save_checkpoint,
+                resume_from=self.latest_checkpoint(),
+                on_fold=self.on_fold,
+                checkpoint_interval_seconds=self.settings.checkpoint_interval_seconds,
+            )
+        trained = train_distributed(
+            spec,
+            data,
+            self.load_given(),
+            resume_from=self.latest_checkpoint(),
+            checkpoint_interval_seconds=self.settings.checkpoint_interval_seconds,
+            on_epoch=self.on_epoch,
+            on_checkpoint=self.save_checkpoint_bytes,
+            should_stop=self.should_stop,
+            rendezvous=self.open_rendezvous(spec),
+        )
+        assert trained is not None  # this node reports
+        return trained
+
+    def open_rendezvous(self, spec: Spec) -> Rendezvous | None:
+        """On several nodes, this worker is the first: it hosts the attempt's rendezvous and
+        opens a slot per other node, whose join task another worker takes
+        (service/jobs/node_run.py). None on one node."""
+        nodes = spec.training.resources.nodes
+        if nodes == 1:
+            return None
+        endpoint = f"{self.settings.worker_host}:{free_port()}"
+        opened: list[str] = []
+
+        def open_slots(session: Session) -> bool:
+            new = slots.open(session, self.row_id, self.token, endpoint, nodes)
+            opened.extend(slot.id for slot in new or [])
+            return new is not None
+
+        if not self.write(open_slots):
+            raise WorkStopped("the lease was lost")
+        # Sent after the commit, so the joining worker finds its slot.
+        for slot_id in opened:
+            self.resources.queue.enqueue(JOIN_JOB_TASK, slot_id, self.row.queue)
+        self.publish(LOG, {"message": f"waiting for {nodes - 1} more nodes at {endpoint}"})
+        return Rendezvous(
+            endpoint,
+            run_id=f"{self.row_id}-{self.row.attempts}",
+            nodes=nodes,
+            hosts=True,
+            timeout_seconds=self.settings.rendezvous_timeout_seconds,
         )
 
     def latest_checkpoint(self) -> bytes | None:
@@ -185,19 +254,38 @@ class TrainingRun(LeasedRun):
         # The history first: a run resumed from this checkpoint must find every epoch before
         # it recorded. Written under a temporary name and renamed by the store: a crash never
         # leaves half a checkpoint.
+        self.save_checkpoint_bytes(checkpoint_to_bytes(checkpoint))
+
+    def save_checkpoint_bytes(self, checkpoint: bytes) -> None:
         if not self.epochs.flush():
             self.lose_lease()
             return
-        self.store.write_bytes(checkpoint_key(self.row_id), checkpoint_to_bytes(checkpoint))
+        self.store.write_bytes(checkpoint_key(self.row_id), checkpoint)
 
-    def store_model(self, trained: TrainedModel) -> str:
+    def attempt_failed(self, reason: str) -> str:
+        """A rank died: like a worker lost mid-run, the attempt is over and the job goes back
+        to the queue to resume from its last checkpoint, until it has had max_attempts."""
+        log.warning("job %s: a rank failed: %s", self.row_id, reason)
+        if not self.epochs.flush() or self.lost:
+            return "lost"
+        attempts = self.row.attempts
+        if attempts < self.settings.max_attempts:
+            return self.hand_back(
+                f"attempt {attempts} failed ({reason.splitlines()[0]}); queued again to resume "
+                "from the last checkpoint"
+            )
+        message = f"{reason}\ngave up after {attempts} attempts"
+        self.finish(FAILED, error_code="rank_failed", error_message=message)
+        return FAILED
+
+    def store_model(self, trained: Trained) -> str:
         """The model's folder in the store; its id."""
         model_id = new_id("mdl")
         for name, content in trained.files().items():
             self.store.write_bytes(model_file_key(model_id, name), content)
         return model_id
 
-    def register_and_finish(self, spec: Spec, trained: TrainedModel, model_id: str) -> bool:
+    def register_and_finish(self, spec: Spec, trained: Trained, model_id: str) -> bool:
         """Register the model as its name's next version and mark the job succeeded, in one
         transaction; False if the lease was lost."""
         job, name = self.row, registered_name(spec, self.dataset.name)
