@@ -40,7 +40,9 @@ process with two threads in this process, the same global batch. sps is the mean
 epochs' own samples per second after the first (a warm-up); `ddp_2proc_vs_1proc` = 2-process
 sps / 1-process sps. `distributed_launch_overhead_s` = wall seconds of a tiny job (64 rows,
 one epoch) through the launcher minus the same job in this process: the price of starting the
-launcher and its ranks, importing torch in each and meeting at the rendezvous.
+launcher and its ranks, importing torch in each and meeting at the rendezvous. With
+`--device cuda` (two GPUs or more: bench/gpu_check.sh), one process on one GPU against two
+ranks on two GPUs (nccl).
 
     .venv/bin/python -m bench.train_loop [--cases loop,small-epochs,ddp] [--rows 200000]
         [--epochs 5] [--rounds 3] [--small-epochs 1000] [--ddp-rows 40000]
@@ -432,7 +434,11 @@ def loop_case(args: argparse.Namespace) -> dict[str, Any]:
 DDP_FEATURES, DDP_HIDDEN, DDP_BATCH = 256, [2048, 2048], 512
 
 
-def ddp_spec(epochs: int, processes: int, hidden: list[int] = DDP_HIDDEN) -> Spec:
+def ddp_spec(
+    epochs: int, processes: int, hidden: list[int] = DDP_HIDDEN, device: str = "cpu"
+) -> Spec:
+    """On CPU `processes` gloo ranks; on CUDA one rank per GPU (one rank: in-process)."""
+    resources = {"processes": processes} if device == "cpu" else {"gpus": processes}
     return Spec.model_validate(
         {
             "task": "classification",
@@ -446,8 +452,8 @@ def ddp_spec(epochs: int, processes: int, hidden: list[int] = DDP_HIDDEN) -> Spe
                 "batch_size": DDP_BATCH,
                 "learning_rate": LEARNING_RATE,
                 "early_stopping": None,
-                "device": "cpu",
-                "resources": {"processes": processes},
+                "device": device,
+                "resources": resources if processes > 1 else {},
             },
         }
     )
@@ -501,22 +507,26 @@ def run_launched(spec: Spec, data: Any, processes: int) -> tuple[list[float], fl
 
 
 def ddp_case(args: argparse.Namespace) -> dict[str, Any]:
+    # On CUDA (bench/gpu_check.sh, two GPUs or more): one process on one GPU against two
+    # ranks on two GPUs over nccl.
+    device = "cuda" if args.device == "cuda" else "cpu"
     data = ddp_data(args.ddp_rows)
     epochs = max(2, args.epochs)
-    one, _ = run_in_process(ddp_spec(epochs, 1), data, threads=2)
-    two, _ = run_launched(ddp_spec(epochs, 2), data, processes=2)
+    one, _ = run_in_process(ddp_spec(epochs, 1, device=device), data, threads=2)
+    two, _ = run_launched(ddp_spec(epochs, 2, device=device), data, processes=2)
     one_sps, two_sps = statistics.mean(one[1:]), statistics.mean(two[1:])
     tiny = ddp_data(64, features=8)
-    _, in_process = run_in_process(ddp_spec(1, 1, hidden=[16]), tiny, threads=2)
-    _, launched = run_launched(ddp_spec(1, 2, hidden=[16]), tiny, processes=2)
+    _, in_process = run_in_process(ddp_spec(1, 1, [16], device), tiny, threads=2)
+    _, launched = run_launched(ddp_spec(1, 2, [16], device), tiny, processes=2)
     ratio = round(two_sps / one_sps, 3)
     overhead = round(launched - in_process, 2)
-    print(f"ddp: 1 process x 2 threads {one_sps:,.0f} sps, 2 processes x 1 thread {two_sps:,.0f}")
+    print(f"ddp on {device}: 1 process {one_sps:,.0f} sps, 2 processes {two_sps:,.0f}")
     print(f"ddp_2proc_vs_1proc {ratio}; distributed_launch_overhead_s {overhead}")
     return {
         "ddp_2proc_vs_1proc": ratio,
         "distributed_launch_overhead_s": overhead,
         "ddp": {
+            "device": device,
             "rows": args.ddp_rows,
             "epochs": epochs,
             "parameters": DDP_FEATURES * 2048 + 2048 * 2048 + 2048 * 10 + 2048 * 2 + 10,

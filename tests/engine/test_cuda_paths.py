@@ -1,6 +1,7 @@
 """The training loop's CUDA paths on a real NVIDIA GPU: bf16 autocast under fp32 weights, the
-data copied to the device once from pinned memory without blocking, and CUDA agreeing with the
-CPU in full precision.
+data copied to the device once from pinned memory without blocking, CUDA agreeing with the CPU
+in full precision, and data-parallel ranks under torch.distributed.run on GPUs (nccl): one rank
+alone, and two when the machine has two GPUs.
 
 Skipped, with the reason, where torch sees no CUDA device (this suite's usual machine):
 `bench/gpu_check.sh` runs them on a GPU machine and stores what they gave.
@@ -8,7 +9,13 @@ Skipped, with the reason, where torch sees no CUDA device (this suite's usual ma
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
+import pyarrow as pa
 import pytest
 import torch
 from sklearn.datasets import make_classification
@@ -17,6 +24,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from engine.spec import Spec
 from engine.training.devices import to_device
+from engine.training.distributed_rank import RankOutputs, launch_command, write_inputs
 from engine.training.trainer import Trainer
 
 pytestmark = [
@@ -27,6 +35,7 @@ pytestmark = [
     ),
 ]
 CUDA = torch.device("cuda")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _data() -> tuple[torch.Tensor, ...]:
@@ -117,3 +126,49 @@ def test_cuda_and_cpu_agree_in_full_precision() -> None:
     for first, second in zip(on_cpu.history, on_cuda.history, strict=True):
         assert second["train_loss"] == pytest.approx(first["train_loss"], rel=1e-3)
         assert second["val_loss"] == pytest.approx(first["val_loss"], rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    "gpus",
+    [
+        1,
+        pytest.param(
+            2,
+            marks=pytest.mark.skipif(
+                torch.cuda.device_count() < 2, reason="nccl between ranks needs two GPUs"
+            ),
+        ),
+    ],
+)
+def test_gpu_ranks_train_under_the_launcher(gpus: int, tmp_path: Path) -> None:
+    x_train, y_train, x_val, y_val = _data()
+    x, y = torch.cat([x_train, x_val]).numpy(), torch.cat([y_train, y_val]).numpy()
+    table = pa.table({**{f"f{i}": x[:, i] for i in range(x.shape[1])}, "label": y})
+    spec = Spec.model_validate(
+        {
+            "task": "classification",
+            "target": "label",
+            "training": {
+                "epochs": 10,
+                "batch_size": 64,
+                "device": "cuda",
+                "resources": {"gpus": gpus},
+            },
+        }
+    )
+    write_inputs(tmp_path, spec, table, checkpoint_interval_seconds=0)
+
+    done = subprocess.run(
+        launch_command(sys.executable, tmp_path, gpus),
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    outputs = RankOutputs(tmp_path)
+    assert [report.epoch for report in outputs.new_epochs()] == list(range(1, 11))
+    assert outputs.error() is None
+    assert outputs.model().report()["evaluation"]["metrics"]["accuracy"] > 0.8
