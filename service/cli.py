@@ -176,8 +176,9 @@ def worker(
     queues: Annotated[str | None, typer.Option(help="Comma-separated queues, e.g. gpu,cpu")] = None,
 ) -> None:
     """Run a Celery worker that trains jobs from the given queues, one at a time. The `gpu`
-    queue (jobs that ask for CUDA) is left out on a machine without CUDA; named in
-    `--queues` there, it is an error."""
+    queue (jobs that ask for CUDA) is left out on a machine without CUDA, and gpu2..gpuN added
+    on one with N devices (jobs that need that many); a queue the machine cannot serve, named in
+    `--queues`, is an error."""
     from engine.cuda_inventory import cuda_inventory
     from service.fleet.service import NoCuda, queues_to_listen
 

@@ -21,6 +21,21 @@ JOIN_JOB_TASK = "trainyard.join_job"
 GPU_QUEUE = "gpu"
 
 
+def gpu_queue(gpus: int) -> str:
+    """The queue of a job that needs `gpus` CUDA devices on one machine: `gpu` for one,
+    `gpu<N>` for N. A machine with N devices listens on gpu, gpu2, ..., gpuN, so a job only
+    ever reaches a worker with the devices it asks for."""
+    return GPU_QUEUE if gpus <= 1 else f"{GPU_QUEUE}{gpus}"
+
+
+def gpus_of_queue(queue: str) -> int:
+    """The CUDA devices a machine needs to take work from `queue` (0: none)."""
+    if queue == GPU_QUEUE:
+        return 1
+    count = queue.removeprefix(GPU_QUEUE)
+    return int(count) if queue.startswith(GPU_QUEUE) and count.isdigit() else 0
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     transport_options: dict[str, Any] = {}
     if settings.uses_embedded_broker:

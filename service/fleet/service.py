@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from engine.cuda_inventory import CudaInventory
 from service.core.database import utcnow
-from service.core.queue import GPU_QUEUE
+from service.core.queue import GPU_QUEUE, gpu_queue, gpus_of_queue
 from service.core.settings import Settings
 from service.fleet.tables import Worker
 
@@ -27,18 +27,24 @@ class NoCuda(ValueError):
 def queues_to_listen(
     requested: Iterable[str], inventory: CudaInventory, explicit: bool
 ) -> list[str]:
-    """The queues a worker listens on: those asked for, less the CUDA queue on a machine
-    without CUDA (a CPU worker that took a CUDA job could only fail it). Asked for by name
-    (`explicit`), that is an error instead of a silent drop."""
+    """The queues a worker listens on: those asked for, less the CUDA queues its machine
+    cannot serve (a worker that took a job needing more CUDA devices than it has could only
+    fail it). Asked for by name (`explicit`), that is an error instead of a silent drop. With
+    the `gpu` queue, a machine of N devices also listens on gpu2 ... gpuN, the queues of jobs
+    that need that many on one machine (service/core/queue.py's `gpu_queue`)."""
     queues = [q for q in dict.fromkeys(q.strip() for q in requested) if q]
-    if GPU_QUEUE in queues and inventory.devices == 0:
-        if explicit:
-            raise NoCuda(
-                f"queue {GPU_QUEUE!r} is for jobs that ask for CUDA, and this machine has no "
-                "CUDA device"
-            )
-        queues.remove(GPU_QUEUE)
-    return queues
+    too_big = [q for q in queues if gpus_of_queue(q) > inventory.devices]
+    if too_big and explicit:
+        needed = gpus_of_queue(too_big[0])
+        has = f"has {inventory.devices}" if inventory.devices else "has no CUDA device"
+        raise NoCuda(
+            f"queue {too_big[0]!r} is for jobs that ask for {needed} CUDA device"
+            f"{'s' if needed > 1 else ''} on one machine, and this machine {has}"
+        )
+    queues = [q for q in queues if q not in too_big]
+    if GPU_QUEUE in queues:
+        queues += [gpu_queue(n) for n in range(2, inventory.devices + 1)]
+    return list(dict.fromkeys(queues))
 
 
 def register_worker(
@@ -74,10 +80,18 @@ def waiting_reason(queue: str, live: list[Worker]) -> str | None:
     if any(queue in worker.queues for worker in live):
         return None
     reason = f"no live worker listens on queue {queue!r}; the job starts when one does"
-    if queue == GPU_QUEUE:
+    needed = gpus_of_queue(queue)
+    if needed == 1:
         cuda = sum(worker.cuda_devices > 0 for worker in live)
         reason += (
             " (it asks for CUDA: only workers on machines with a CUDA device listen there; "
             f"{cuda} of the {len(live)} live workers have one)"
+        )
+    elif needed > 1:
+        most = max((worker.cuda_devices for worker in live), default=0)
+        reason += (
+            f" (it asks for {needed} CUDA devices on one machine: only workers on machines "
+            f"with at least {needed} listen there; the most any of the {len(live)} live "
+            f"workers has is {most})"
         )
     return reason

@@ -16,7 +16,7 @@ from service.core.database import new_id, utcnow
 from service.core.deps import after_commit
 from service.core.errors import NotFound, found, invalid_field
 from service.core.leases import FINISHED, QUEUED, RUNNING, request_cancel
-from service.core.queue import GPU_QUEUE, TRAIN_JOB_TASK, JobQueue
+from service.core.queue import GPU_QUEUE, TRAIN_JOB_TASK, JobQueue, gpu_queue
 from service.core.schemas import Page
 from service.core.settings import Settings
 from service.core.store import Store
@@ -91,8 +91,10 @@ def submit_job(
 
 
 def queue_for(spec: Spec, settings: Settings) -> str:
-    on_gpu = spec.training.device == "cuda" or spec.training.resources.gpus > 0
-    return GPU_QUEUE if on_gpu else settings.default_queue
+    gpus = spec.training.resources.gpus
+    if gpus > 0:
+        return gpu_queue(gpus)
+    return GPU_QUEUE if spec.training.device == "cuda" else settings.default_queue
 
 
 def get_job(session: Session, project: Project, job_id: str) -> Job:

@@ -43,6 +43,17 @@ def test_create_job_asking_for_cuda_goes_to_the_gpu_queue(api: Api, dataset_id: 
     assert response.json()["queue"] == "gpu"
 
 
+def test_a_job_needing_several_gpus_goes_where_only_machines_with_that_many_listen(
+    api: Api, dataset_id: str
+) -> None:
+    spec = {**CLASSIFY, "training": {"device": "cuda", "resources": {"gpus": 4}}}
+    response = create(api, dataset_id, spec)
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["queue"] == "gpu4"
+    assert "asks for 4 CUDA devices on one machine" in job["waiting_reason"]
+
+
 def test_create_job_without_key_is_401(backend: Backend, dataset_id: str) -> None:
     body = {"dataset_id": dataset_id, "spec": CLASSIFY}
     response = backend.client.post("/v1/jobs", json=body)
