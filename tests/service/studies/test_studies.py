@@ -308,3 +308,28 @@ def test_among_trials_that_tie_the_best_is_the_earliest_the_base_spec(
     assert len({t["value"] for t in done["trials"]}) == 1, done["trials"]
     assert done["best"]["number"] == 0
     assert done["best"]["params"] == {"training.early_stopping.patience": 10}
+
+
+def test_a_repeated_cross_validated_objective_is_the_mean_over_every_repeat(
+    api: Api, dataset_id: str, run_trials
+) -> None:
+    spec = {**BASE, "training": {"epochs": 2}, "data": {"split": {"folds": 2, "repeats": 2}}}
+    response = api.post(
+        "/v1/studies",
+        json={
+            "dataset_id": dataset_id,
+            "spec": spec,
+            "search_space": SPACE,
+            "objective": {"metric": "cv_accuracy"},
+            "max_trials": 1,
+            "pruner": "none",
+        },
+    )
+    assert response.status_code == 202, response.text
+    done = run_trials(response.json()["id"])
+    assert done["status"] == "succeeded"
+    trial = done["trials"][0]
+    cv = api.get(f"/v1/jobs/{trial['job_id']}").json()["report"]["cross_validation"]
+    assert cv["repeats"] == 2 and len(cv["folds"]) == 4
+    accuracies = [fold["metrics"]["accuracy"] for fold in cv["folds"]]
+    assert trial["value"] == pytest.approx(sum(accuracies) / 4)
