@@ -22,8 +22,8 @@ import pyarrow.compute as pc
 from sklearn.model_selection import (
     GroupKFold,
     GroupShuffleSplit,
-    KFold,
-    StratifiedKFold,
+    RepeatedKFold,
+    RepeatedStratifiedKFold,
     TimeSeriesSplit,
     train_test_split,
 )
@@ -80,7 +80,11 @@ def cross_validation_splits(
 
     Stratified for classes (when every class has k rows), whole groups for a group split, and
     for time order an expanding window (TimeSeriesSplit): each fold trains on the past only.
-    `gap` rows are left out before each time-ordered fold (forecast horizons that straddle)."""
+    `gap` rows are left out before each time-ordered fold (forecast horizons that straddle).
+
+    `config.repeats` cuts the k folds that many times, each from a fresh shuffle
+    (RepeatedKFold, RepeatedStratifiedKFold; for groups GroupKFold seeded seed + repeat):
+    k x repeats splits, repeat by repeat (the first repeat is the unrepeated k folds)."""
     k = config.folds
     if k is None:
         return []
@@ -97,15 +101,10 @@ def cross_validation_splits(
         pairs = TimeSeriesSplit(n_splits=k, gap=gap).split(ordered)
         folds = [(ordered[tr], ordered[te]) for tr, te in pairs]
     else:
-        if groups is not None:
-            splitter = GroupKFold(n_splits=k, shuffle=True, random_state=seed)
-        elif labels is not None and np.unique(labels[pool], return_counts=True)[1].min() >= k:
-            splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-        else:
-            splitter = KFold(n_splits=k, shuffle=True, random_state=seed)
         y = labels[pool] if labels is not None else None
         g = groups[pool] if groups is not None else None
-        folds = [(pool[tr], pool[te]) for tr, te in splitter.split(pool, y, g)]
+        pairs = _partitions(len(pool), k, config.repeats, seed, y, g)
+        folds = [(pool[tr], pool[te]) for tr, te in pairs]
     splits = []
     for fold_train, held in folds:
         fold_units = _units(fold_train, groups)
@@ -121,6 +120,32 @@ def cross_validation_splits(
         )
         splits.append(SplitIndices(np.sort(train), np.sort(validation), np.sort(held)))
     return splits
+
+
+def _partitions(
+    n: int,
+    k: int,
+    repeats: int,
+    seed: int,
+    labels: np.ndarray | None,
+    groups: np.ndarray | None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, held) positions among `n` rows of `repeats` partitions into k folds, repeat by
+    repeat."""
+    positions = np.arange(n)
+    if groups is not None:
+        return [
+            pair
+            for repeat in range(repeats)
+            for pair in GroupKFold(n_splits=k, shuffle=True, random_state=seed + repeat).split(
+                positions, labels, groups
+            )
+        ]
+    if labels is not None and np.unique(labels, return_counts=True)[1].min() >= k:
+        splitter = RepeatedStratifiedKFold(n_splits=k, n_repeats=repeats, random_state=seed)
+    else:
+        splitter = RepeatedKFold(n_splits=k, n_repeats=repeats, random_state=seed)
+    return list(splitter.split(positions, labels))
 
 
 def row_codes(parts: Sequence[np.ndarray]) -> np.ndarray:

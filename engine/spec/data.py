@@ -179,6 +179,28 @@ class SplitConfig(SpecModel):
         description="k-fold cross-validation on the training rows (stratified for "
         "classification); the job reports each fold and keeps a model trained on all of them.",
     )
+    repeats: int = Field(
+        default=1,
+        ge=1,
+        le=10,
+        description="Repeated k-fold: the folds are cut this many times, each time from a "
+        "fresh shuffle, and each repeat's fold models train from a seed of their own (seed + "
+        "repeat); the mean is over repeats x folds. Steadier than one partition on small "
+        "data (a study's cv_ objective). Needs data.split.folds; not with order_by (a time "
+        "order has one partition).",
+    )
+
+    # A field validator, so the error names spec.data.split.repeats.
+    @field_validator("repeats")
+    @classmethod
+    def _repeats_of_folds(cls, repeats: int, info: ValidationInfo) -> int:
+        if repeats == 1:
+            return repeats
+        if info.data.get("folds") is None:
+            raise ValueError("repeats repeat the cross-validation: set data.split.folds too")
+        if info.data.get("order_by") is not None:
+            raise ValueError("a time-ordered split has one partition into folds: no repeats")
+        return repeats
 
     @model_validator(mode="after")
     def _leaves_training_rows(self) -> SplitConfig:

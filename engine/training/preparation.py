@@ -111,7 +111,7 @@ def dry_run(
     if folds is not None and spec.data.sampling.method in SYNTHETIC_METHODS:
         # Each fold resamples its own training rows, fewer than the final split's: a class
         # too small for k_neighbors there would fail the job after it was accepted.
-        for fold in range(folds):
+        for fold in range(folds * spec.data.split.repeats):
             prepare(spec, data, fit_only=True, fold=fold, given=given)
     spec = resolve_spec(spec, pipeline)
     check_pretraining(spec, pipeline.embedded_inputs)
@@ -359,6 +359,11 @@ def _prepare_windows(
     x, y = make_windows(table, spec.target, features, spec.data.window, spec.data.horizon)
     split, horizon = spec.data.split, spec.data.horizon
     train_idx, val_idx, test_idx = time_ordered_split(len(x), split.validation, split.test, horizon)
+    if split.repeats > 1:
+        raise SpecMismatch(
+            "data.split.repeats",
+            "forecasting folds follow the time order, which has one partition: no repeats",
+        )
     if split.folds is not None:
         pool = np.concatenate([train_idx, val_idx])
         # Windows are in time order; a fold's held-out windows start after a gap long

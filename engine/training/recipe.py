@@ -382,17 +382,24 @@ def _cross_validate(
     on_fold: FoldCallback | None,
     given: GivenSplits | None = None,
 ) -> dict[str, Any] | None:
-    folds = spec.data.split.folds
-    if folds is None:
+    k = spec.data.split.folds
+    if k is None:
         return None
+    repeats = spec.data.split.repeats
+    folds = k * repeats
     reports = []
     for fold in range(folds):
+        repeat = fold // k
         prepared = prepare(spec, data, fold=fold, given=given)
-        _, trainer, fit = _fit(spec, prepared, should_cancel=should_cancel)
+        # Each repeat's fold models start from a seed of their own: the mean is over
+        # initialisations as well as partitions (the split itself stays the spec's seed's).
+        reseeded = spec.model_copy(update={"seed": spec.seed + repeat})
+        _, trainer, fit = _fit(reseeded, prepared, should_cancel=should_cancel)
         scored = _evaluate_on_test(spec, prepared, trainer)
         reports.append(
             {
                 "fold": fold + 1,
+                "repeat": repeat + 1,
                 # "test" is the fold's held-out rows, the ones its metrics come from.
                 "rows": prepared.rows,
                 "epochs_run": fit.epochs_run,
@@ -403,4 +410,4 @@ def _cross_validate(
         )
         if on_fold is not None:
             on_fold(FoldReport(fold + 1, folds, dict(scored["metrics"])))
-    return summarise_folds(reports)
+    return {**summarise_folds(reports), "repeats": repeats}

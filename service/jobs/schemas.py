@@ -42,7 +42,9 @@ class Progress(BaseModel):
     fold: int | None = Field(
         default=None, description="Cross-validation: the last fold finished, before epochs."
     )
-    folds: int | None = None
+    folds: int | None = Field(
+        default=None, description="Fold models in all: data.split.folds x data.split.repeats."
+    )
 
 
 class JobError(BaseModel):
@@ -57,7 +59,8 @@ class JobWarning(BaseModel):
 
 
 class Fold(BaseModel):
-    fold: int
+    fold: int = Field(description="1-based, counted over every repeat.")
+    repeat: int = Field(default=1, description="Which cut of the folds (data.split.repeats).")
     rows: dict[str, int] = Field(description="train, validation, and test: the held-out fold.")
     epochs_run: int
     best_epoch: int
@@ -67,7 +70,10 @@ class Fold(BaseModel):
 
 class CrossValidation(BaseModel):
     folds: list[Fold]
-    mean: dict[str, float]
+    repeats: int = Field(
+        default=1, description="data.split.repeats: the folds were cut this many times."
+    )
+    mean: dict[str, float] = Field(description="The mean over every fold of every repeat.")
     std: dict[str, float] = Field(description="Population standard deviation over the folds.")
 
 

@@ -347,7 +347,7 @@ def _finish(session: Session, searched: optuna.Study, study: Study) -> None:
     if not complete:
         _end(session, study, FAILED, "no trial succeeded")
         return
-    best = searched.best_trial
+    best = _best_trial(complete, searched.direction)
     job = session.scalar(
         select(Job).where(Job.study_id == study.id, Job.optuna_trial_id == best._trial_id)
     )
@@ -355,6 +355,16 @@ def _finish(session: Session, searched: optuna.Study, study: Study) -> None:
     if job is not None and job.model_id is not None:
         _point_best_alias(session, study, job.model_id)
     _end(session, study, SUCCEEDED, None)
+
+
+def _best_trial(
+    complete: list[optuna.trial.FrozenTrial], direction: optuna.study.StudyDirection
+) -> optuna.trial.FrozenTrial:
+    """The complete trial with the best value; among equals the earliest, so the base spec's
+    trial 0 keeps its place unless a trial beats it (Optuna's own best_trial breaks ties in
+    whatever order the database returns them)."""
+    sign = 1 if direction == optuna.study.StudyDirection.MAXIMIZE else -1
+    return max(complete, key=lambda trial: (sign * trial.value, -trial.number))
 
 
 def _point_best_alias(session: Session, study: Study, model_id: str) -> None:

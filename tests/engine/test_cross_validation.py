@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from engine.errors import DataError, TrainingCancelled
+from engine.errors import DataError, SpecMismatch, TrainingCancelled
 from engine.inference import Predictor
 from engine.spec import Spec
 from engine.training.preparation import dry_run
@@ -61,6 +61,32 @@ def test_regression_folds_report_errors_in_target_units():
 
     assert len(trained.cross_validation["folds"]) == 2
     assert set(trained.cross_validation["mean"]) == {"mae", "rmse", "r2"}
+
+
+def test_repeated_cross_validation_reports_every_fold_of_every_repeat_and_their_mean():
+    spec = _spec("regression", "y", 2).model_copy(deep=True)
+    spec.data.split.repeats = 3
+    folds: list[FoldReport] = []
+
+    trained = train(spec, pa.table(linear_regression(n=80)), on_fold=folds.append)
+
+    cv = trained.cross_validation
+    assert cv["repeats"] == 3
+    assert [f["fold"] for f in cv["folds"]] == [1, 2, 3, 4, 5, 6] == [f.fold for f in folds]
+    assert [f["repeat"] for f in cv["folds"]] == [1, 1, 2, 2, 3, 3]
+    assert {f.folds for f in folds} == {6}
+    maes = [f["metrics"]["mae"] for f in cv["folds"]]
+    assert cv["mean"]["mae"] == pytest.approx(np.mean(maes))
+
+
+def test_forecasting_refuses_repeated_folds():
+    t = np.arange(150, dtype=float)
+    spec = _spec("forecasting", "y", 3, window=5, horizon=2).model_copy(deep=True)
+    spec.data.split.repeats = 2
+
+    with pytest.raises(SpecMismatch) as info:
+        dry_run(spec, pa.table({"y": np.sin(t / 4)}))
+    assert info.value.field == "data.split.repeats"
 
 
 def test_forecasting_folds_train_on_the_past_only():

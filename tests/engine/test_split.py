@@ -177,6 +177,43 @@ def test_cross_validation_by_group_and_in_time_order():
         assert rank[np.r_[fold.train, fold.validation]].max() < rank[fold.test].min()
 
 
+@pytest.mark.parametrize("labels", [None, np.array([0] * 60 + [1] * 60)])
+def test_repeated_folds_are_fresh_partitions_and_the_first_repeat_is_the_plain_folds(labels):
+    pool = np.arange(120)
+    plain = cross_validation_splits(pool, SplitConfig(folds=4), seed=3, labels=labels)
+
+    folds = cross_validation_splits(pool, SplitConfig(folds=4, repeats=3), seed=3, labels=labels)
+
+    assert len(folds) == 12
+    for repeat in range(3):  # each repeat holds out every pool row once
+        held = np.concatenate([f.test for f in folds[4 * repeat : 4 * repeat + 4]])
+        assert sorted(held.tolist()) == pool.tolist()
+    assert [f.test.tolist() for f in folds[:4]] == [f.test.tolist() for f in plain]
+    assert folds[0].test.tolist() != folds[4].test.tolist()
+
+
+def test_repeated_folds_by_group_keep_groups_whole():
+    groups = np.repeat(np.arange(30), 4)
+
+    folds = cross_validation_splits(
+        np.arange(120), SplitConfig(folds=3, repeats=2), 0, None, groups
+    )
+
+    assert len(folds) == 6
+    for fold in folds:
+        assert not set(groups[fold.test]) & set(groups[np.r_[fold.train, fold.validation]])
+    assert folds[0].test.tolist() != folds[3].test.tolist()
+
+
+@pytest.mark.parametrize(
+    "split",
+    [{"repeats": 2}, {"folds": 3, "repeats": 0}, {"folds": 3, "repeats": 2, "order_by": "t"}],
+)
+def test_repeats_need_folds_and_no_time_order(split):
+    with pytest.raises(ValueError, match="repeats"):
+        SplitConfig.model_validate(split)
+
+
 def test_cross_validation_needs_two_rows_per_fold():
     with pytest.raises(DataError, match="folds"):
         cross_validation_splits(np.arange(7), SplitConfig(folds=4), seed=0)

@@ -53,6 +53,30 @@ def test_a_succeeded_job_shows_its_evaluation_leakage_counts_and_folds(
     assert body["progress"]["fold"] is None
 
 
+def test_repeated_folds_are_reported_repeat_by_repeat(api: Api, submit, run_job) -> None:
+    dataset_id = _upload_with_repeated_rows(api)
+    job = submit(dataset_id, training={"epochs": 2}, data={"split": {"folds": 2, "repeats": 2}})
+
+    assert run_job(job["id"]) == "succeeded"
+
+    cv = api.get(f"/v1/jobs/{job['id']}").json()["report"]["cross_validation"]
+    assert cv["repeats"] == 2
+    assert [(f["fold"], f["repeat"]) for f in cv["folds"]] == [(1, 1), (2, 1), (3, 2), (4, 2)]
+    accuracies = [f["metrics"]["accuracy"] for f in cv["folds"]]
+    assert abs(cv["mean"]["accuracy"] - sum(accuracies) / 4) < 1e-9
+
+
+def test_repeats_without_folds_are_refused_naming_the_field(api: Api, dataset_id: str) -> None:
+    spec = {"task": "classification", "target": "label", "data": {"split": {"repeats": 3}}}
+
+    response = api.post("/v1/jobs", json={"dataset_id": dataset_id, "spec": spec})
+
+    assert response.status_code == 422, response.text
+    details = response.json()["error"]["details"]
+    assert details[0]["field"] == "spec.data.split.repeats"
+    assert "folds" in str(details[0])
+
+
 def test_an_image_augmentation_on_a_table_is_refused_naming_the_field(
     api: Api, dataset_id: str
 ) -> None:

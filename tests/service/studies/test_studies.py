@@ -282,3 +282,54 @@ def test_trial_zero_trains_the_base_spec_where_the_space_holds_it(
     narrow = {"training.learning_rate": {"type": "float", "low": 1e-2, "high": 1e-1}}
     other = create(api, dataset_id, search_space=narrow, sampler="random", parallel_trials=1)
     assert 1e-2 <= other["trials"][0]["params"]["training.learning_rate"] <= 1e-1
+
+
+def test_among_trials_that_tie_the_best_is_the_earliest_the_base_spec(
+    api: Api, dataset_id: str, run_trials
+) -> None:
+    # Patience cannot act within 2 epochs: every trial trains the same model, so all tie.
+    space = {"training.early_stopping.patience": {"type": "categorical", "choices": [20, 10, 5]}}
+    spec = {**BASE, "training": {"epochs": 2}}
+    response = api.post(
+        "/v1/studies",
+        json={
+            "dataset_id": dataset_id,
+            "spec": spec,
+            "search_space": space,
+            "max_trials": 4,
+            "parallel_trials": 1,
+            "sampler": "random",
+            "pruner": "none",
+        },
+    )
+    assert response.status_code == 202, response.text
+    done = run_trials(response.json()["id"])
+    assert done["status"] == "succeeded"
+    assert len({t["value"] for t in done["trials"]}) == 1, done["trials"]
+    assert done["best"]["number"] == 0
+    assert done["best"]["params"] == {"training.early_stopping.patience": 10}
+
+
+def test_a_repeated_cross_validated_objective_is_the_mean_over_every_repeat(
+    api: Api, dataset_id: str, run_trials
+) -> None:
+    spec = {**BASE, "training": {"epochs": 2}, "data": {"split": {"folds": 2, "repeats": 2}}}
+    response = api.post(
+        "/v1/studies",
+        json={
+            "dataset_id": dataset_id,
+            "spec": spec,
+            "search_space": SPACE,
+            "objective": {"metric": "cv_accuracy"},
+            "max_trials": 1,
+            "pruner": "none",
+        },
+    )
+    assert response.status_code == 202, response.text
+    done = run_trials(response.json()["id"])
+    assert done["status"] == "succeeded"
+    trial = done["trials"][0]
+    cv = api.get(f"/v1/jobs/{trial['job_id']}").json()["report"]["cross_validation"]
+    assert cv["repeats"] == 2 and len(cv["folds"]) == 4
+    accuracies = [fold["metrics"]["accuracy"] for fold in cv["folds"]]
+    assert trial["value"] == pytest.approx(sum(accuracies) / 4)
