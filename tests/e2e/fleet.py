@@ -117,3 +117,20 @@ def run_timed_job(client: Client, dataset_id: str, spec: dict) -> tuple[dict, fl
     finished = time.monotonic() - submitted
     # A job faster than one poll is never seen running: it started no later than it ended.
     return current, finished if to_running is None else to_running, finished
+
+
+RANK_MODULE = b"engine.training.distributed_rank"
+
+
+def rank_pids() -> list[int]:
+    """The data-parallel rank processes on this machine (their command line names the rank
+    module; the launcher's own does too, with torch.distributed.run before it)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            arguments = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if RANK_MODULE in arguments and b"torch.distributed.run" not in arguments:
+            pids.append(int(cmdline.parent.name))
+    return pids

@@ -15,6 +15,7 @@ from client import Client
 from tests.e2e.fleet import (
     api_and_worker,
     free_port,
+    rank_pids,
     service_env,
     stop,
     trainyard,
@@ -25,20 +26,6 @@ from tests.sample_data import csv_bytes, mixed_classification
 pytestmark = pytest.mark.e2e
 KEY = "ty_ddp_" + "d" * 24
 TWO_RANKS = {"resources": {"processes": 2}, "device": "cpu", "early_stopping": None}
-RANK_MODULE = b"engine.training.distributed_rank"
-
-
-def rank_pids() -> list[int]:
-    """The rank processes on this machine (their command line names the rank module)."""
-    pids = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            arguments = cmdline.read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if RANK_MODULE in arguments and b"torch.distributed.run" not in arguments:
-            pids.append(int(cmdline.parent.name))
-    return pids
 
 
 def wait_for(predicate, timeout: float = 60.0) -> None:

@@ -20,23 +20,10 @@ from service.jobs.distributed_run import child_pids
 from service.jobs.node_run import run_job_slot
 from service.jobs.training_run import run_training_job
 from tests.conftest import Api, Backend, assert_invalid
+from tests.e2e.fleet import rank_pids
 from tests.service.conftest import worker_resources
 
 TWO_RANKS = {"resources": {"processes": 2}, "device": "cpu", "early_stopping": None}
-RANK_MODULE = "engine.training.distributed_rank"
-
-
-def _rank_pids() -> list[int]:
-    """Every rank process of this machine's runs (their command line names the rank module)."""
-    pids = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            arguments = cmdline.read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if RANK_MODULE.encode() in arguments and b"torch.distributed.run" not in arguments:
-            pids.append(int(cmdline.parent.name))
-    return pids
 
 
 def _launcher_pid() -> int | None:
@@ -94,7 +81,7 @@ def test_a_two_process_job_trains_records_every_epoch_once_and_predicts(
     )
     assert predicted.status_code == 200, predicted.text
     assert [p["label"] for p in predicted.json()["predictions"]] == ["yes", "no"]
-    assert _rank_pids() == []
+    assert rank_pids() == []
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -103,12 +90,12 @@ def test_cancelling_a_two_process_job_stops_every_rank(
 ) -> None:
     job = submit(dataset_id, training={"epochs": 1000, "batch_size": 1, **TWO_RANKS})
     thread, outcome = _in_thread(worker_resources(backend), job["id"])
-    _wait_for(lambda: len(_rank_pids()) == 2 and _epochs(api, job["id"]))
+    _wait_for(lambda: len(rank_pids()) == 2 and _epochs(api, job["id"]))
     assert api.post(f"/v1/jobs/{job['id']}/cancel").status_code == 202
     thread.join(timeout=30)
     assert outcome["result"] == "cancelled"
     assert api.get(f"/v1/jobs/{job['id']}").json()["status"] == "cancelled"
-    assert _rank_pids() == []
+    assert rank_pids() == []
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -131,7 +118,7 @@ def test_a_killed_rank_fails_the_attempt_and_the_job_resumes_from_its_checkpoint
     assert (handed_back["status"], handed_back["attempts"]) == ("queued", 1)
     trained_before = _epochs(api, job["id"])
     assert 2 <= len(trained_before) < 30
-    assert _rank_pids() == []
+    assert rank_pids() == []
 
     assert run_job(job["id"]) == "succeeded"
     finished = api.get(f"/v1/jobs/{job['id']}").json()
@@ -162,7 +149,7 @@ def test_a_killed_rank_on_the_last_attempt_fails_the_job_saying_so(
     assert "gave up after 1 attempts" in message
     # The first line says which rank died and how.
     assert "exitcode -9" in message.splitlines()[0] and "(SIGKILL)" in message.splitlines()[0]
-    assert _rank_pids() == []
+    assert rank_pids() == []
 
 
 @pytest.mark.parametrize(
@@ -246,7 +233,7 @@ def test_two_nodes_on_the_loopback_train_one_job(
     assert finished["report"]["evaluation"]["metrics"]["accuracy"] > 0.8
     # A second delivery of the join task finds the slot taken.
     assert run_job_slot(_node(backend, "node-c", RecordingQueue()), slot_id) == "skipped"
-    assert _rank_pids() == []
+    assert rank_pids() == []
 
 
 def test_a_node_that_never_joins_fails_the_attempt_saying_the_nodes_did_not_meet(
@@ -264,4 +251,4 @@ def test_a_node_that_never_joins_fails_the_attempt_saying_the_nodes_did_not_meet
     # The slot of the attempt that failed is not joined later.
     (slot_id,) = queue.joins()
     assert run_job_slot(_node(backend, "node-b", RecordingQueue()), slot_id) == "skipped"
-    assert _rank_pids() == []
+    assert rank_pids() == []
