@@ -319,9 +319,19 @@ def show_job(job: dict) -> None:
         out.print(f"[yellow]warning[/yellow] epoch {warning['epoch']} {warning['message']}")
     if job["model_id"]:
         out.print(f"model {job['model_id']}")
-    evaluation = (job.get("report") or {}).get("evaluation")
-    if evaluation:
+    report = job.get("report") or {}
+    if report.get("evaluation"):
+        evaluation = report["evaluation"]
         out.print(f"test ({evaluation['rows']} rows): {metrics_line(evaluation['metrics'])}")
+    if report.get("compute"):
+        out.print(f"trained on {compute_line(report['compute'])}")
+
+
+def compute_line(compute: dict) -> str:
+    """`cuda (NVIDIA H100), bf16, 2 ranks`: what device and precision "auto" chose."""
+    where = f"cuda ({compute['device_name']})" if compute["device"] == "cuda" else "cpu"
+    ranks = f", {compute['ranks']} ranks" if compute["ranks"] > 1 else ""
+    return f"{where}, {compute['precision']}{ranks}"
 
 
 @jobs.command("submit")

@@ -267,6 +267,14 @@ function confusionMatrix(cm) {
       row.map((n) => el("td", {}, n)))));
 }
 
+// Where the final model trained: what device and precision "auto" chose.
+function computeOf(compute) {
+  if (!compute) return "";
+  const where = compute.device === "cuda" ? `cuda (${compute.device_name})` : "cpu";
+  const ranks = compute.ranks > 1 ? `, ${compute.ranks} ranks` : "";
+  return el("p", { id: "compute" }, `Trained on ${where}, ${compute.precision}${ranks}`);
+}
+
 async function jobPage(id) {
   const job = await api(`/v1/jobs/${id}`);
   const summary = el("div");
@@ -306,6 +314,7 @@ async function jobPage(id) {
       table(["Metric", "Value"], Object.entries(evaluation.metrics)),
       evaluation.confusion_matrix ? confusionMatrix(evaluation.confusion_matrix) : "",
       el("p", { class: "muted" }, `${evaluation.rows} test rows`),
+      computeOf(current.report.compute),
       ...importanceOf(current.report.permutation_importance)] : []));
   };
   const refresh = async () => {

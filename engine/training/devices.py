@@ -4,6 +4,7 @@ it pays, and the one copy of the data onto the device."""
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 import torch
 
@@ -19,6 +20,18 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
         return torch.bfloat16
     return None
+
+
+def describe_compute(
+    device: torch.device, dtype: torch.dtype | None, ranks: int = 1
+) -> dict[str, Any]:
+    """Where a model trained, for its report: what `device: auto` and `precision: auto` chose."""
+    return {
+        "device": device.type,
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "precision": {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32"),
+        "ranks": ranks,
+    }
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager:

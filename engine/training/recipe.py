@@ -34,7 +34,7 @@ from engine.evaluation import evaluate, permutation_importance, summarise_folds
 from engine.models import DEFAULT_MAX_PARAMETERS, ModelSummary, build_model, count_parameters
 from engine.pipeline import Pipeline
 from engine.spec import Spec, check_resources
-from engine.training.devices import resolve_device
+from engine.training.devices import describe_compute, resolve_device
 from engine.training.distributed import DistributedContext
 from engine.training.preparation import (
     Dataset,
@@ -89,6 +89,8 @@ class TrainedModel:
     notes: list[str] = field(default_factory=list)
     # Global importance per feature on the test split (engine/evaluation.py), or None.
     permutation_importance: dict[str, Any] | None = None
+    # Where the final model trained: device, its name, precision, ranks (Trainer.compute).
+    compute: dict[str, Any] | None = None
 
     def report(self) -> dict[str, Any]:
         """What the data and the test split say about this model: the job's report."""
@@ -100,6 +102,7 @@ class TrainedModel:
             "evaluation": self.evaluation,
             "cross_validation": self.cross_validation,
             "permutation_importance": self.permutation_importance,
+            "compute": self.compute,
             "notes": self.notes,
         }
 
@@ -189,6 +192,7 @@ def train(
         cross_validation=cross_validation,
         notes=prepared.notes,
         permutation_importance=importance,
+        compute=trainer.compute(),
     )
 
 
@@ -239,6 +243,8 @@ def _train_gan(
             "notes": ["a GAN is not scored on a test split: every row trains it"],
         },
         notes=prepared.notes,
+        # Both networks train in full precision, on one rank.
+        compute=describe_compute(resolve_device(spec.training.device), None),
     )
 
 

@@ -40,7 +40,7 @@ from engine.training.checkpoint import (
     detached_copy,
     restore_rng_states,
 )
-from engine.training.devices import autocast, autocast_dtype, to_device
+from engine.training.devices import autocast, autocast_dtype, describe_compute, to_device
 from engine.training.distributed import DistributedContext
 from engine.training.health import (
     EXPLODING_NORM,
@@ -141,6 +141,11 @@ class Trainer:
         self.dead_relus = DeadReluProbe(self.model)
         self._l1_params = [p for p in self.model.parameters() if p.ndim > 1]
         self._lr: float | None = None
+
+    def compute(self) -> dict[str, Any]:
+        """The device, precision and ranks this trainer trains with, for the job's report."""
+        ranks = 1 if self.distributed is None else self.distributed.world_size
+        return describe_compute(self.device, self.autocast_dtype, ranks)
 
     def fit(
         self,

@@ -101,6 +101,15 @@ class PermutationImportance(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
+class Compute(BaseModel):
+    device: Literal["cpu", "cuda"] = Field(description="What training.device resolved to")
+    device_name: str = Field(description="The GPU's name on CUDA, else cpu")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        description="What training.precision resolved to: bf16 autocast or full precision"
+    )
+    ranks: int = Field(description="Data-parallel processes (training.resources)")
+
+
 class JobReport(BaseModel):
     """What a succeeded job learned about its data and how its model did on the test split."""
 
@@ -115,6 +124,9 @@ class JobReport(BaseModel):
     permutation_importance: PermutationImportance | None = Field(
         default=None,
         description="Global importance per feature on the test split (none for autoencoders).",
+    )
+    compute: Compute | None = Field(
+        default=None, description="Where the final model trained (reports before this: none)."
     )
     notes: list[str] = Field(default_factory=list)
 

@@ -147,6 +147,7 @@ def test_every_page_shows_the_projects_data_and_a_training_curve_grows_live(
         assert "Test report" in ui.text() and "accuracy" in ui.text()
         importance = browser.find_elements(By.CSS_SELECTOR, "#report table")[-1].text
         assert "Drop in accuracy" in importance and "colour" in importance
+        assert browser.find_element(By.ID, "compute").text == "Trained on cpu, fp32"
         ui.shot("job-finished")
 
         ui.open("#/models", "#main table a")

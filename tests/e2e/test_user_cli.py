@@ -83,6 +83,8 @@ def test_a_user_trains_watches_searches_and_serves_from_the_command_line(tmp_pat
         # Submit and watch: a progress bar to the last epoch, then the ended job.
         watched = cli("jobs", "submit", spec, "--dataset", dataset["id"], "--watch")
         assert "epoch 5/5" in watched.stderr and "succeeded" in watched.stdout
+        # Where it trained: what device and precision "auto" chose on this machine.
+        assert "trained on cpu, fp32" in watched.stdout
         job = cli.json("jobs", "list")["items"][0]
         assert job["status"] == "succeeded" and job["progress"]["epoch"] == 5
         logs = cli.json("jobs", "logs", job["id"])

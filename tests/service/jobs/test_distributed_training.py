@@ -70,6 +70,7 @@ def test_a_two_process_job_trains_records_every_epoch_once_and_predicts(
     assert finished["progress"]["epoch"] == 8
     assert _epochs(api, job["id"]) == list(range(1, 9))
     assert finished["report"]["evaluation"]["metrics"]["accuracy"] > 0.8
+    assert finished["report"]["compute"]["ranks"] == 2
     predicted = api.post(
         f"/v1/models/{finished['model_id']}/predict",
         json={

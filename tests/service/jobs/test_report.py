@@ -53,6 +53,20 @@ def test_a_succeeded_job_shows_its_evaluation_leakage_counts_and_folds(
     assert body["progress"]["fold"] is None
 
 
+def test_the_report_says_where_auto_trained_and_at_what_precision(
+    api: Api, dataset_id: str, submit, run_job
+) -> None:
+    job = submit(dataset_id, training={"epochs": 2, "device": "auto", "precision": "auto"})
+    assert run_job(job["id"]) == "succeeded"
+    compute = api.get(f"/v1/jobs/{job['id']}").json()["report"]["compute"]
+    # No GPU here: auto is the CPU, and auto precision stays fp32 there (bf16 is slower).
+    assert compute == {"device": "cpu", "device_name": "cpu", "precision": "fp32", "ranks": 1}
+
+    asked = submit(dataset_id, training={"epochs": 2, "device": "cpu", "precision": "bf16"})
+    assert run_job(asked["id"]) == "succeeded"
+    assert api.get(f"/v1/jobs/{asked['id']}").json()["report"]["compute"]["precision"] == "bf16"
+
+
 def test_repeated_folds_are_reported_repeat_by_repeat(api: Api, submit, run_job) -> None:
     dataset_id = _upload_with_repeated_rows(api)
     job = submit(dataset_id, training={"epochs": 2}, data={"split": {"folds": 2, "repeats": 2}})
