@@ -4,6 +4,11 @@
 #   bench/gpu_check.sh            # builds .venv first if it is missing (needs PyPI)
 #   PYTHON=python3 bench/gpu_check.sh   # a Python that already has torch with CUDA and
 #                                       # Trainyard's dependencies
+#   WHEELS=.whl PYTHON=python3 bench/gpu_check.sh
+#       # a machine that reaches no package index (the device tool's lent GPU machines):
+#       # the wheels `.venv/bin/python -m bench.gpu_wheels` gathered into .whl beforehand go
+#       # into $SITE (default /tmp/site), at the front of PYTHONPATH. In a device call: carry
+#       # [".whl"], RESULTS=$OUT, timeout_s 600; it takes about 4 minutes on one H100.
 #
 # What it runs, in order, stopping at the first failure:
 #   1. the CUDA tests (pytest -m cuda): bf16 autocast over fp32 weights, the data's one pinned
@@ -25,6 +30,12 @@ if ! command -v nvidia-smi >/dev/null; then
     echo "gpu_check: no nvidia-smi here; run this on a machine with an NVIDIA GPU" >&2
     exit 2
 fi
+if [[ -n "${WHEELS:-}" ]]; then
+    site="${SITE:-/tmp/site}"
+    "${PYTHON:-python3}" -m pip install --quiet --no-index --no-deps --no-compile \
+        --no-cache-dir --upgrade --target "$site" "$WHEELS"/*.whl
+    export PYTHONPATH="$site:$root${PYTHONPATH:+:$PYTHONPATH}"
+fi
 if [[ -z "${PYTHON:-}" ]]; then
     [[ -x .venv/bin/python ]] || make .venv/.test bench-deps
     PYTHON=.venv/bin/python
@@ -41,8 +52,12 @@ mkdir -p "$results"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$results/nvidia_smi.csv"
 
 echo "== 1. CUDA tests on $gpus GPU(s)"
-# -rA lists every test's outcome, so a skip (DDP with a single GPU) shows with its reason.
-"$PYTHON" -m pytest -m cuda -rA -p no:cacheprovider tests 2>&1 | tee "$results/cuda_tests.txt"
+# Only the modules that hold CUDA tests are collected, so the test-only dependencies of the
+# rest (a browser driver, moto, schemathesis) need not be there. -rA lists every test's
+# outcome, so a skip (DDP with a single GPU) shows with its reason.
+mapfile -t cuda_modules < <(grep -rl --include='test_*.py' 'pytest.mark.cuda' tests)
+"$PYTHON" -m pytest -m cuda -rA -p no:cacheprovider "${cuda_modules[@]}" 2>&1 \
+    | tee "$results/cuda_tests.txt"
 
 echo "== 2. the engine's loop against a hand-written one, on CUDA"
 "$PYTHON" -m bench.train_loop --cases loop --device cuda --skip lightning 2>&1 \

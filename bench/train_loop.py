@@ -498,7 +498,9 @@ def run_launched(spec: Spec, data: Any, processes: int) -> tuple[list[float], fl
         workdir = Path(folder)
         write_inputs(workdir, spec, data)
         root = str(Path(__file__).resolve().parents[1])
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": root}
+        # Where the dependencies come from a PYTHONPATH (bench/gpu_check.sh), keep it.
+        path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
         started = time.perf_counter()
         subprocess.run(launch_command(sys.executable, workdir, processes), env=env, check=True)
         seconds = time.perf_counter() - started

@@ -161,7 +161,10 @@ def test_gpu_ranks_train_under_the_launcher(gpus: int, tmp_path: Path) -> None:
     done = subprocess.run(
         launch_command(sys.executable, tmp_path, gpus),
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        },
         capture_output=True,
         text=True,
         timeout=300,

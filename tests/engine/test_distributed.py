@@ -5,6 +5,7 @@ ranks are refused naming their field."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -96,7 +97,12 @@ def test_a_two_rank_checkpoint_resumes_under_the_launcher(two_ranks: Path, tmp_p
     done = subprocess.run(
         launch_command(sys.executable, tmp_path, 2),
         cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
+        env={
+            "PATH": "/usr/bin:/bin",
+            # Where the dependencies come from a PYTHONPATH (bench/gpu_check.sh), keep it.
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            "OMP_NUM_THREADS": "1",
+        },
         capture_output=True,
         text=True,
         timeout=120,
