@@ -156,12 +156,76 @@ class Recurrent(nn.Module):
         width = self.directions * self.rnn.hidden_size
         return (steps, width) if self.return_sequences else (width,)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    # In a layers list after an embedding with a padding_idx, the padding mask [N, T].
+    takes_mask = True
+    # True for a model saved before recurrent layers took the mask (engine/artifacts.py):
+    # it was trained and validated reading padded steps, and is served so.
+    reads_padding = False
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is not None and not self.reads_padding:
+            return self._over_real_steps(x, mask)
         output, state = self.rnn(x)
-        if self.return_sequences:
-            return output
+        return output if self.return_sequences else self._final(state)
+
+    def _final(self, state: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         final = state[0] if isinstance(state, tuple) else state  # [layers * dirs, N, hidden]
-        return final[-self.directions :].transpose(0, 1).reshape(x.shape[0], -1)
+        return final[-self.directions :].transpose(0, 1).reshape(final.shape[1], -1)
+
+    def _over_real_steps(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The RNN over each sequence's real steps alone, in order, wherever the padding is
+        (after, before or between them): no amount of padding changes the output. Returned
+        sequences hold each real step's output at its own position and zeros at the padded
+        ones.
+
+        Layer by layer and direction by direction, each over its steps moved to the front:
+        in order for the forward direction, reversed for the backward one, so each reads its
+        real steps before any padding (what it reads after them is never used). Index
+        arithmetic, no packing and no sort, so that ONNX can export it."""
+        real = mask.long()
+        lengths = real.sum(dim=1, keepdim=True)
+        rank = real.cumsum(dim=1) - 1  # a real step's index among the real ones
+        # Each step's place in the compacted sequence: the real ones first, then the padding.
+        place = torch.where(mask, rank, lengths + (1 - real).cumsum(dim=1) - 1)
+        steps = torch.zeros_like(x).scatter(1, place.unsqueeze(-1).expand_as(x), x)
+        # In compacted places: the real steps reversed, the padding where it was.
+        slot = torch.arange(x.shape[1], device=x.device).expand_as(place)
+        flipped = torch.where(slot < lengths, lengths - 1 - slot, slot)
+        for layer in range(self.rnn.num_layers):
+            if layer > 0:
+                steps = nn.functional.dropout(steps, self.rnn.dropout, self.training)
+            outputs = [self._direction(layer, steps)]
+            if self.directions == 2:
+                backward = self._direction(layer, _take(steps, flipped), reverse=True)
+                outputs.append(_take(backward, flipped))
+            steps = torch.cat(outputs, dim=-1)
+        if self.return_sequences:
+            return _take(steps, place) * mask.unsqueeze(-1)
+        hidden = self.rnn.hidden_size
+        last = (lengths - 1).clamp(min=0)
+        final = [_take(steps[..., :hidden], last).squeeze(1)]
+        if self.directions == 2:
+            final.append(steps[:, 0, hidden:])  # the backward direction ends at step 0
+        return torch.cat(final, dim=-1)
+
+    def _direction(self, layer: int, x: torch.Tensor, reverse: bool = False) -> torch.Tensor:
+        """One layer and direction of the stack over x: its outputs, with its own weights."""
+        width = self.rnn.input_size if layer == 0 else self.directions * self.rnn.hidden_size
+        # A one-layer RNN of that shape holding the stack's own parameters (so gradients and
+        # DistributedDataParallel see them as the stack's), made per call: a shared one
+        # would swap weights under concurrent predictions.
+        with torch.device("meta"):
+            one = self.CELLS[self.kind](width, self.rnn.hidden_size, batch_first=True)
+        suffix = f"_l{layer}_reverse" if reverse else f"_l{layer}"
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            setattr(one, f"{name}_l0", getattr(self.rnn, name + suffix))
+        output, _ = one(x)
+        return output
+
+
+def _take(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """x[n, index[n, i]] for each row n: steps picked per sequence."""
+    return x.gather(1, index.unsqueeze(-1).expand(*index.shape, x.shape[-1]))
 
 
 class Embedding(nn.Module):

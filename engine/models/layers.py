@@ -9,11 +9,10 @@ layers); images [C, H, W]. `dense` acts on the last axis, like `nn.Linear`.
 
 Masks: when the first layer is an `embedding` with a `padding_idx`, the steps holding that
 code are padding. A mask [N, T] (True for a real step) is made from the codes and handed to
-every layer that can use it (self_attention, attention_pooling, global_avg_pool, residual
-blocks around them) for as long as the layers keep the sequence [T, C] at its length T; a
-layer that changes T (pooling, a strided or unpadded conv1d, a recurrent layer without
-return_sequences, flatten) ends it. Recurrent layers read padded steps as the padding code's
-zero vector.
+every layer that can use it (self_attention, attention_pooling, global_avg_pool, the
+recurrent layers, which then read the real steps alone, residual blocks around them) for as
+long as the layers keep the sequence [T, C] at its length T; a layer that changes T (pooling,
+a strided or unpadded conv1d, a recurrent layer without return_sequences, flatten) ends it.
 
 The head: for classification, regression and forecasting, unless the last layer is a `dense`
 whose output is already [output size], `flatten` (when the rank is above 1) and

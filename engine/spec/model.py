@@ -162,8 +162,8 @@ class EmbeddingLayer(SpecModel):
         default=None,
         ge=0,
         description="The code that pads a sequence to its length (often 0): its vector is "
-        "zero and never trained, and the self_attention, attention_pooling and "
-        "global_avg_pool layers after it leave padded steps out (a mask, kept while the "
+        "zero and never trained, and the self_attention, attention_pooling, global_avg_pool, "
+        "rnn, lstm and gru layers after it leave padded steps out (a mask, kept while the "
         "layers keep the sequence length).",
     )
 

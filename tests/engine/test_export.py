@@ -140,6 +140,19 @@ CASES = {
         ),
         _tokens(),
     ),
+    "padded tokens with a bidirectional lstm": lambda: (
+        _spec(
+            "classification",
+            "y",
+            {
+                "layers": [
+                    {"type": "embedding", "num_embeddings": 10, "dim": 4, "padding_idx": 0},
+                    {"type": "lstm", "units": 6, "bidirectional": True},
+                ]
+            },
+        ),
+        _tokens(),
+    ),
     "dense autoencoder": lambda: (
         _spec("reconstruction", None, {"family": "autoencoder", "hidden": [8], "latent": 3}),
         _sequences(with_labels=False),
