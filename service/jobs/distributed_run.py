@@ -73,12 +73,14 @@ def train_distributed(
     should_stop: Callable[[], bool],
     rendezvous: Rendezvous | None = None,
     reports: bool = True,
+    node_failure: Callable[[], str | None] | None = None,
 ) -> ModelOutput | None:
     """Train `spec` on `spec.training.resources.ranks` local ranks (this node's share, with
     a `rendezvous` of several nodes); the reporting rank's model, or None on a node that does
     not report. Raises TrainingCancelled once `should_stop` says so (every local rank stopped
     first), RankError for an engine error, RanksFailed for a rank that died (or nodes that
-    did not meet)."""
+    did not meet, or another node lost: what `node_failure` says, polled as `should_stop`
+    is)."""
     ranks = spec.training.resources.ranks
     with tempfile.TemporaryDirectory(prefix="trainyard-ddp-") as folder:
         workdir = Path(folder)
@@ -105,7 +107,9 @@ def train_distributed(
             log.info("launched %d ranks (launcher pid %d) in %s", ranks, launcher.pid, workdir)
             outputs = RankOutputs(workdir)
             try:
-                exit_code = _watch(launcher, outputs, on_epoch, on_checkpoint, should_stop)
+                exit_code = _watch(
+                    launcher, outputs, on_epoch, on_checkpoint, should_stop, node_failure
+                )
             finally:
                 stop_launcher(launcher)
         if exit_code == 0:
@@ -142,6 +146,7 @@ def _watch(
     on_epoch: Callable[[EpochReport], None],
     on_checkpoint: Callable[[bytes], None],
     should_stop: Callable[[], bool],
+    node_failure: Callable[[], str | None] | None = None,
 ) -> int:
     """Pass on what rank 0 writes until the launcher exits (its status), or stop."""
     while True:
@@ -156,6 +161,9 @@ def _watch(
             return exit_code
         if should_stop():
             raise TrainingCancelled("the job was stopped")
+        failure = node_failure() if node_failure else None
+        if failure is not None:
+            raise RanksFailed(failure)
         time.sleep(POLL_SECONDS)
 
 

@@ -150,6 +150,22 @@ class JobSlotRepository:
             .execution_options(synchronize_session=False)
         )
 
+    def lapsed(self, session: Session, job_id: str, attempt: int) -> Sequence[JobSlot]:
+        """Claimed slots of the attempt whose worker stopped renewing their lease."""
+        query = select(JobSlot).where(
+            JobSlot.job_id == job_id,
+            JobSlot.attempt == attempt,
+            JobSlot.status == SLOT_RUNNING,
+            JobSlot.lease_expires_at < utcnow(),
+        )
+        return session.scalars(query.order_by(JobSlot.node_rank)).all()
+
+    def unclaimed(self, session: Session, job_id: str, attempt: int) -> Sequence[JobSlot]:
+        query = select(JobSlot).where(
+            JobSlot.job_id == job_id, JobSlot.attempt == attempt, JobSlot.status == SLOT_QUEUED
+        )
+        return session.scalars(query.order_by(JobSlot.node_rank)).all()
+
     def of_attempt(self, session: Session, job_id: str, attempt: int) -> Sequence[JobSlot]:
         query = select(JobSlot).where(JobSlot.job_id == job_id, JobSlot.attempt == attempt)
         return session.scalars(query.order_by(JobSlot.node_rank)).all()

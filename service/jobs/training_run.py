@@ -43,6 +43,7 @@ from service.datasets.service import read_dataset
 from service.datasets.tables import Dataset
 from service.jobs.distributed_run import RanksFailed, free_port, train_distributed
 from service.jobs.epoch_recorder import EpochRecorder
+from service.jobs.node_watch import NodeWatch
 from service.jobs.repository import jobs, slots
 from service.jobs.tables import Job, checkpoint_key
 from service.models import repository as model_repository
@@ -161,6 +162,7 @@ class TrainingRun(LeasedRun):
                 on_fold=self.on_fold,
                 checkpoint_interval_seconds=self.settings.checkpoint_interval_seconds,
             )
+        rendezvous, nodes = self.open_rendezvous(spec)
         trained = train_distributed(
             spec,
             data,
@@ -170,18 +172,20 @@ class TrainingRun(LeasedRun):
             on_epoch=self.on_epoch,
             on_checkpoint=self.save_checkpoint_bytes,
             should_stop=self.should_stop,
-            rendezvous=self.open_rendezvous(spec),
+            rendezvous=rendezvous,
+            node_failure=nodes.failure if nodes else None,
         )
         assert trained is not None  # this node reports
         return trained
 
-    def open_rendezvous(self, spec: Spec) -> Rendezvous | None:
+    def open_rendezvous(self, spec: Spec) -> tuple[Rendezvous | None, NodeWatch | None]:
         """On several nodes, this worker is the first: it hosts the attempt's rendezvous and
         opens a slot per other node, whose join task another worker takes
-        (service/jobs/node_run.py). None on one node."""
+        (service/jobs/node_run.py), and watches those nodes (service/jobs/node_watch.py).
+        (None, None) on one node."""
         nodes = spec.training.resources.nodes
         if nodes == 1:
-            return None
+            return None, None
         endpoint = f"{self.settings.worker_host}:{free_port()}"
         opened: list[str] = []
 
@@ -196,13 +200,22 @@ class TrainingRun(LeasedRun):
         for slot_id in opened:
             self.resources.queue.enqueue(JOIN_JOB_TASK, slot_id, self.row.queue)
         self.publish(LOG, {"message": f"waiting for {nodes - 1} more nodes at {endpoint}"})
-        return Rendezvous(
+        rendezvous = Rendezvous(
             endpoint,
             run_id=f"{self.row_id}-{self.row.attempts}",
             nodes=nodes,
             hosts=True,
             timeout_seconds=self.settings.rendezvous_timeout_seconds,
         )
+        watch = NodeWatch(
+            self.resources,
+            self.row_id,
+            self.row.attempts,
+            self.row.queue,
+            opened,
+            publish=lambda data: self.publish(LOG, data),
+        )
+        return rendezvous, watch
 
     def latest_checkpoint(self) -> bytes | None:
         """A job claimed again (its worker died or stopped) goes on from its last checkpoint."""

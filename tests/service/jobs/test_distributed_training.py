@@ -1,7 +1,8 @@
 """A job with `training.resources.processes: 2`, run by the worker's code under
 torch.distributed.run: it succeeds with every epoch recorded once, a cancel stops every rank, a
 killed rank fails the attempt and the job resumes from its checkpoint, and specs that cannot
-run on several ranks are a 422 naming the field."""
+run on several ranks are a 422 naming the field. On two nodes: a lost join task is sent again,
+and a joined node that is lost fails the attempt at once."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from service.core.database import transaction
 from service.core.leased_run import WorkerResources
 from service.core.queue import JOIN_JOB_TASK
 from service.jobs.distributed_run import child_pids
 from service.jobs.node_run import run_job_slot
+from service.jobs.repository import slots
 from service.jobs.training_run import run_training_job
 from tests.conftest import Api, Backend, assert_invalid
 from tests.e2e.fleet import rank_pids
@@ -249,7 +252,64 @@ def test_a_node_that_never_joins_fails_the_attempt_saying_the_nodes_did_not_meet
     failed = api.get(f"/v1/jobs/{job['id']}").json()
     assert failed["error"]["code"] == "rank_failed"
     assert "did not all meet" in failed["error"]["message"].splitlines()[0]
-    # The slot of the attempt that failed is not joined later.
-    (slot_id,) = queue.joins()
+    # Asked for again while the rendezvous waited (every 1.25 s), always the one slot; the
+    # slot of the attempt that failed is not joined later.
+    (slot_id,) = set(queue.joins())
+    assert len(queue.joins()) >= 2
     assert run_job_slot(_node(backend, "node-b", RecordingQueue()), slot_id) == "skipped"
+    assert rank_pids() == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_join_task_no_worker_took_is_sent_again_and_the_job_trains(
+    backend: Backend, api: Api, dataset_id: str, submit
+) -> None:
+    queue = RecordingQueue()
+    # Asked again every quarter of the rendezvous timeout: 5 s here.
+    first = _node(backend, "node-a", queue, worker_host="127.0.0.1", rendezvous_timeout_seconds=20)
+    resources = {"processes": 1, "nodes": 2}
+    job = submit(
+        dataset_id,
+        training={"epochs": 4, "learning_rate": 0.01, **TWO_RANKS, "resources": resources},
+    )
+    thread, outcome = _in_thread(first, job["id"])
+
+    # The broker lost the first join task: nobody runs it, and the first node sends it again.
+    _wait_for(lambda: len(queue.joins()) == 2, timeout=30)
+    lost, again = queue.joins()
+    assert lost == again
+    joined = run_job_slot(_node(backend, "node-b", RecordingQueue()), again)
+    thread.join(timeout=60)
+
+    assert (outcome["result"], joined) == ("succeeded", "succeeded")
+    finished = api.get(f"/v1/jobs/{job['id']}").json()
+    assert finished["attempts"] == 1
+    assert _epochs(api, job["id"]) == list(range(1, 5))
+    assert rank_pids() == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_joined_node_that_stops_renewing_its_slot_fails_the_attempt_at_once(
+    backend: Backend, api: Api, dataset_id: str, submit
+) -> None:
+    queue = RecordingQueue()
+    # The rendezvous would wait 5 minutes for the lost node; its slot's lease lapses in 3 s.
+    first = _node(backend, "node-a", queue, worker_host="127.0.0.1", rendezvous_timeout_seconds=300)
+    first.settings = first.settings.model_copy(update={"max_attempts": 1})
+    resources = {"processes": 1, "nodes": 2}
+    job = submit(dataset_id, training={"epochs": 3, **TWO_RANKS, "resources": resources})
+    thread, outcome = _in_thread(first, job["id"])
+    _wait_for(queue.joins)
+    (slot_id,) = queue.joins()
+
+    # A worker claims the slot, then dies before it renews it or starts a rank.
+    with transaction(first.session_factory) as session:
+        assert slots.claim(session, slot_id, "node-b", lease_seconds=3) is not None
+    thread.join(timeout=60)
+
+    assert not thread.is_alive(), "the first node waited on for the lost node"
+    assert outcome["result"] == "failed"
+    failed = api.get(f"/v1/jobs/{job['id']}").json()
+    assert failed["error"]["code"] == "rank_failed"
+    assert "node 1 (worker node-b) stopped renewing its slot" in failed["error"]["message"]
     assert rank_pids() == []
