@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
 
 from engine.artifacts import MODEL_FILES
+from engine.data.arrays.dataset import StoredX
 from engine.data.windows import series_of, windows_ending
 from engine.inference import Predictor
 from engine.pipeline import ArrayPipeline, TablePipeline, WindowPipeline
@@ -35,8 +36,8 @@ from service.core.events import PROGRESS, batch_topic
 from service.core.leased_run import LeasedRun, WorkerResources, WorkStopped
 from service.core.leases import SUCCEEDED
 from service.core.queue import BATCH_PREDICT_TASK
-from service.datasets.service import read_dataset, read_table
-from service.datasets.tables import Dataset
+from service.datasets.service import read_table
+from service.datasets.tables import Dataset, arrays_key
 from service.models.tables import model_file_key
 
 log = logging.getLogger(__name__)
@@ -119,13 +120,16 @@ class BatchPredictionRun(LeasedRun):
             yield ids, predictor.predict(rows.to_pylist()), start + rows.num_rows, total
 
     def _array_chunks(self, predictor: Predictor) -> Iterator[Chunk]:
-        data = read_dataset(self.store, self.dataset)
-        total = data.n
-        self.record_progress(0, total)
-        for start in range(0, total, self.chunk_rows):
-            stop = min(total, start + self.chunk_rows)
-            ids = {ROW_COLUMN: pa.array(range(start, stop), pa.int64())}
-            yield ids, predictor.predict_stored(data.x[start:stop]), stop, total
+        # A chunk of x at a time from the store, never the whole set in memory.
+        with self.store.open_read(arrays_key(self.dataset.id)) as fh:
+            stored = StoredX(fh)
+            total, start = stored.n, 0
+            self.record_progress(0, total)
+            for x in stored.chunks(self.chunk_rows):
+                stop = start + len(x)
+                ids = {ROW_COLUMN: pa.array(range(start, stop), pa.int64())}
+                yield ids, predictor.predict_stored(x), stop, total
+                start = stop
 
     def _window_chunks(self, predictor: Predictor) -> Iterator[Chunk]:
         scaler, table, id_column = predictor.pipeline.scaler, self._table(), self.row.id_column

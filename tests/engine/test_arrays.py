@@ -6,11 +6,20 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import tracemalloc
+import zipfile
 
 import numpy as np
 import pytest
 
-from engine.data.arrays.dataset import ArrayData, read_arrays, read_npz, summarise, write_arrays
+from engine.data.arrays.dataset import (
+    ArrayData,
+    StoredX,
+    read_arrays,
+    read_npz,
+    summarise,
+    write_arrays,
+)
 from engine.data.arrays.preprocessor import ArrayPreprocessor, fit_array_preprocessor
 from engine.errors import DataError, InvalidInstances, SpecMismatch
 
@@ -123,6 +132,42 @@ def test_stored_form_round_trips():
     assert again.classes == ["a", "b", "c"]
     assert again.kind == "image"
     assert again.x.dtype == np.uint8
+
+
+def test_the_stored_x_reads_a_chunk_at_a_time_never_the_whole_set():
+    x = _rng().normal(size=(5000, 3, 16, 16)).astype(np.float32)  # 15 MB
+    buffer = io.BytesIO()
+    write_arrays(ArrayData(x, None, None, "image"), buffer)
+    buffer.seek(0)
+
+    tracemalloc.start()
+    stored = StoredX(buffer)
+    sizes, total = [], 0.0
+    for chunk in stored.chunks(512):
+        sizes.append(len(chunk))
+        total += float(chunk.astype(np.float64).sum())
+        del chunk
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+
+    assert stored.n == 5000 and sizes == [512] * 9 + [392]
+    assert total == pytest.approx(float(x.astype(np.float64).sum()))
+    # One chunk (1.6 MB as float32, twice that as float64) at a time, not the 15 MB x.
+    assert peak < 6 * 2**20
+
+
+def test_a_stored_x_cut_short_is_refused_saying_so():
+    buffer = io.BytesIO()
+    write_arrays(ArrayData(np.ones((100, 4), np.float32), None, None, "vector"), buffer)
+    archive = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
+    cut = io.BytesIO()
+    with zipfile.ZipFile(cut, "w") as out:
+        for name in archive.namelist():
+            data = archive.read(name)
+            out.writestr(name, data[: len(data) - 80] if name == "x.npy" else data)
+    cut.seek(0)
+    with pytest.raises(DataError, match="ends before its declared rows"):
+        list(StoredX(cut).chunks(30))
 
 
 def test_summary_counts_classes_and_describes_the_shape():

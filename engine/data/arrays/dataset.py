@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Literal
 
@@ -231,6 +232,44 @@ def read_arrays(source: BinaryIO) -> ArrayData:
         y = _load(archive, "y") if "y" in names else None
         classes = _load(archive, "classes").tolist() if "classes" in names else None
     return ArrayData(x=x, y=y, classes=classes, kind=meta["kind"])
+
+
+class StoredX:
+    """The x of a stored array dataset, read a chunk of rows at a time, in order: batch
+    prediction over a set larger than a worker's memory holds one chunk, not the whole x.
+    The stored form keeps members uncompressed (np.savez), so a chunk is one plain read."""
+
+    def __init__(self, source: BinaryIO) -> None:
+        self.archive = _open_npz(source)
+        meta = json.loads(str(_load(self.archive, "meta")[0]))
+        if meta.get("version") != STORED_VERSION or meta.get("kind") not in KINDS:
+            raise DataError(f"unknown stored array format {meta!r}")
+        self.shape, self.dtype = _peek_header(self.archive, "x")
+
+    @property
+    def n(self) -> int:
+        return self.shape[0]
+
+    def chunks(self, rows: int) -> Iterator[np.ndarray]:
+        with self.archive.zip.open("x.npy") as fp:
+            version = np.lib.format.read_magic(fp)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            _, fortran_order, _ = read_header(fp)
+            if fortran_order:  # never written so by write_arrays
+                raise DataError("the stored x is in Fortran order; it cannot be read by rows")
+            for start in range(0, self.n, rows):
+                chunk = np.empty((min(rows, self.n - start), *self.shape[1:]), self.dtype)
+                view, filled = memoryview(chunk).cast("B"), 0
+                while filled < len(view):
+                    got = fp.readinto(view[filled:])
+                    if not got:
+                        raise DataError("the stored x ends before its declared rows")
+                    filled += got
+                yield chunk
 
 
 def summarise(data: ArrayData) -> dict[str, Any]:
