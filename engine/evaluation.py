@@ -14,10 +14,10 @@ The metrics are scikit-learn's, on the model's predictions in the target's own u
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import torch
 from sklearn.metrics import (
     accuracy_score,
@@ -31,8 +31,6 @@ from sklearn.metrics import (
 )
 from torch import nn
 
-from engine.data.arrays.dataset import ArrayData
-from engine.data.ingest.table import logical_type
 from engine.data.preprocess.encoding import NumericFeature
 from engine.pipeline import ArrayPipeline, Pipeline, WindowPipeline, class_probabilities
 from engine.spec import Spec
@@ -101,27 +99,38 @@ def evaluate_dataset(
     return report
 
 
-def scoring_mismatch(spec: Spec, pipeline: Pipeline, data: Dataset) -> str | None:
-    """Why a trained model cannot be scored on `data` (None when it can): another kind of
-    data, a column it reads (or the target) missing or of the wrong type, arrays of another
-    shape, no labels."""
+@dataclass(frozen=True)
+class DataOutline:
+    """What checking a model against a dataset needs to know of it, without its rows: a
+    stored dataset's record gives it (service/evaluations/service.py)."""
+
+    kind: str  # "table", or the arrays' kind: image, sequence, vector
+    x_shape: list[int] = field(default_factory=list)  # arrays: one x
+    target: str | None = None  # arrays' y: "classes", "numeric", or None without a y
+    # A table's columns: name -> (logical type, pyarrow type), as ingest summarised them.
+    columns: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+def scoring_mismatch(spec: Spec, pipeline: Pipeline, data: DataOutline) -> str | None:
+    """Why a trained model cannot be scored on the dataset `data` outlines (None when it
+    can): another kind of data, a column it reads (or the target) missing or of the wrong
+    type, arrays of another shape, no labels."""
     if isinstance(pipeline, ArrayPipeline):
-        if not isinstance(data, ArrayData):
+        if data.kind == "table":
             return "the model reads arrays; the dataset is a table"
         preprocessor = pipeline.preprocessor
         if data.kind != preprocessor.kind:
             return f"the model reads {preprocessor.kind}s; the dataset holds {data.kind}s"
-        if list(data.x.shape[1:]) != preprocessor.source_shape:
+        if data.x_shape != list(preprocessor.source_shape):
             return (
-                f"x has shape {list(data.x.shape[1:])} per row; the model reads "
-                f"{preprocessor.source_shape}"
+                f"x has shape {data.x_shape} per row; the model reads {preprocessor.source_shape}"
             )
-        if spec.task != "reconstruction" and data.y is None:
+        if spec.task != "reconstruction" and data.target is None:
             return "the dataset has no `y` array to score against"
-        if spec.task == "classification" and data.classes is None:
+        if spec.task == "classification" and data.target != "classes":
             return "array `y` holds real numbers; the model predicts class labels"
         return None
-    if not isinstance(data, pa.Table):
+    if data.kind != "table":
         return f"the model reads table rows; the dataset holds {data.kind} arrays"
     if isinstance(pipeline, WindowPipeline):
         numeric = list(pipeline.scaler.channels)
@@ -134,13 +143,13 @@ def scoring_mismatch(spec: Spec, pipeline: Pipeline, data: Dataset) -> str | Non
             read = [*read, spec.target]
             if spec.task == "regression":
                 numeric = [*numeric, spec.target]
-    missing = [name for name in read if name not in data.column_names]
+    missing = [name for name in read if name not in data.columns]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         return f"the dataset lacks column {missing[0]!r}{more} that the model reads"
     for name in numeric:
-        kind = logical_type(data.schema.field(name).type)
-        if kind == "categorical" and not pa.types.is_null(data.schema.field(name).type):
+        kind, dtype = data.columns[name]
+        if kind == "categorical" and dtype != "null":  # a column of nulls alone reads as NaN
             return f"column {name!r} holds text; the model reads numbers there"
     return None
 

@@ -8,8 +8,7 @@ import json
 from sqlalchemy.orm import Session
 
 from engine.artifacts import PREPROCESS_FILE, SPEC_FILE
-from engine.errors import DataError
-from engine.evaluation import scoring_mismatch
+from engine.evaluation import DataOutline, scoring_mismatch
 from engine.pipeline import pipeline_from_dict
 from engine.spec import Spec
 from service.auth.tables import Project
@@ -21,7 +20,8 @@ from service.core.queue import EVALUATE_MODEL_TASK, JobQueue
 from service.core.schemas import Page
 from service.core.settings import Settings
 from service.core.store import Store
-from service.datasets.service import get_dataset, read_dataset
+from service.datasets.service import get_dataset
+from service.datasets.tables import Dataset
 from service.evaluations.repository import evaluations
 from service.evaluations.schemas import EvaluationError, EvaluationOut
 from service.evaluations.tables import Evaluation
@@ -54,10 +54,8 @@ def submit(
     pipeline = pipeline_from_dict(
         json.loads(store.read_bytes(model_file_key(model.id, PREPROCESS_FILE)))
     )
-    try:
-        reason = scoring_mismatch(spec, pipeline, read_dataset(store, dataset))
-    except DataError as exc:
-        reason = exc.message
+    # From the dataset's record: a create reads no rows, whatever the dataset's size.
+    reason = scoring_mismatch(spec, pipeline, dataset_outline(dataset))
     if reason is not None:
         raise invalid_field(
             "dataset_id", f"model {ref!r} cannot score it: {reason}", code="dataset_mismatch"
@@ -159,3 +157,14 @@ def evaluation_out(evaluation: Evaluation, model: Model) -> EvaluationOut:
         started_at=evaluation.started_at,
         finished_at=evaluation.finished_at,
     )
+
+
+def dataset_outline(dataset: Dataset) -> DataOutline:
+    """What checking a model against the dataset needs, from its record (ingest's summary
+    of its columns, or of its arrays)."""
+    if dataset.kind == "arrays":
+        summary = dataset.arrays or {}
+        target = (summary.get("target") or {}).get("type")
+        return DataOutline(summary.get("kind", ""), list(summary.get("shape") or []), target)
+    columns = {c["name"]: (c["type"], c.get("dtype", "")) for c in dataset.columns or []}
+    return DataOutline("table", columns=columns)

@@ -192,6 +192,32 @@ def test_a_dataset_without_what_the_model_reads_is_422(api: Api, table_model: di
     assert_invalid(response, "dataset_id")
 
 
+def test_a_dataset_of_the_wrong_types_or_labels_is_422_saying_which(
+    api: Api, run_job, table_model: dict
+) -> None:
+    # Checked from the dataset's record at the request, as the rows would be scored.
+    columns = mixed_classification(n=20)
+    columns["x1"] = [f"v{i}" for i in range(20)]
+    texts = _upload(api, csv_bytes(columns), "texts.csv")
+    error = assert_invalid(_evaluate(api, table_model["model_id"], texts), "dataset_id")
+    assert "column 'x1' holds text; the model reads numbers there" in error["message"]
+
+    classifier = _train(
+        api,
+        run_job,
+        _upload(api, _vectors(60, 1), "v.npz"),
+        {"task": "classification", "target": "y"},
+    )
+    x = np.random.default_rng(5).normal(size=(10, 6)).astype(np.float32)
+    for arrays, reason in (
+        ({"x": x, "y": np.linspace(0.0, 1.0, 10)}, "array `y` holds real numbers"),
+        ({"x": x}, "the dataset has no `y` array to score against"),
+    ):
+        holdout = _upload(api, npz_bytes(**arrays), "holdout.npz")
+        error = assert_invalid(_evaluate(api, classifier["model_id"], holdout), "dataset_id")
+        assert reason in error["message"]
+
+
 def test_unknown_models_datasets_and_evaluations_are_404_and_no_key_is_401(
     api: Api, other_api: Api, run_eval, table_model: dict
 ) -> None:
