@@ -23,6 +23,22 @@ def worker_resources(backend: Backend) -> WorkerResources:
     )
 
 
+def labels_of_both_classes(api: Api, model_id: str) -> list[str]:
+    """What a model trained on mixed_classification predicts for one row deep in each class
+    (expected: yes, then no)."""
+    predicted = api.post(
+        f"/v1/models/{model_id}/predict",
+        json={
+            "instances": [
+                {"x1": 2.0, "x2": 2.0, "colour": "red"},
+                {"x1": -2.0, "x2": -2.0, "colour": "blue"},
+            ]
+        },
+    )
+    assert predicted.status_code == 200, predicted.text
+    return [p["label"] for p in predicted.json()["predictions"]]
+
+
 @pytest.fixture
 def run_job(backend: Backend) -> Callable[[str], str]:
     """Run a queued job to its end in this process, as a worker would."""

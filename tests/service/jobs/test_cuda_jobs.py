@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from tests.conftest import Api
+from tests.service.conftest import labels_of_both_classes
 
 pytestmark = [
     pytest.mark.cuda,
@@ -36,17 +37,7 @@ def test_a_cuda_job_goes_to_the_gpu_queue_trains_in_bf16_on_the_gpu_and_predicts
         "ranks": 1,
     }
     assert finished["report"]["evaluation"]["metrics"]["accuracy"] > 0.8
-    predicted = api.post(
-        f"/v1/models/{finished['model_id']}/predict",
-        json={
-            "instances": [
-                {"x1": 2.0, "x2": 2.0, "colour": "red"},
-                {"x1": -2.0, "x2": -2.0, "colour": "blue"},
-            ]
-        },
-    )
-    assert predicted.status_code == 200, predicted.text
-    assert [p["label"] for p in predicted.json()["predictions"]] == ["yes", "no"]
+    assert labels_of_both_classes(api, finished["model_id"]) == ["yes", "no"]
 
 
 def test_auto_trains_on_the_gpu_where_there_is_one(api: Api, dataset_id: str, submit, run_job):
