@@ -106,11 +106,7 @@ def _peek_header(archive: np.lib.npyio.NpzFile, name: str) -> tuple[tuple[int, .
     member = f"{name}.npy" if f"{name}.npy" in members else name
     try:
         with archive.zip.open(member) as fp:
-            version = np.lib.format.read_magic(fp)
-            if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
-            else:
-                shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
+            shape, _, dtype = _read_npy_header(fp)
     except (ValueError, OSError, KeyError, zipfile.BadZipFile) as exc:
         raise DataError(f"array {name!r} is not a readable .npy member ({exc})") from exc
     if dtype.hasobject:
@@ -119,6 +115,14 @@ def _peek_header(archive: np.lib.npyio.NpzFile, name: str) -> tuple[tuple[int, .
             "are accepted, pickled data is never loaded"
         )
     return tuple(int(s) for s in shape), dtype
+
+
+def _read_npy_header(fp: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran_order, dtype) of a .npy stream, which is left at its first data byte."""
+    version = np.lib.format.read_magic(fp)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(fp)
+    return np.lib.format.read_array_header_2_0(fp)
 
 
 def _load(archive: np.lib.npyio.NpzFile, name: str) -> np.ndarray:
@@ -225,13 +229,18 @@ def read_arrays(source: BinaryIO) -> ArrayData:
         names = set(archive.files)
         if not {"x", "meta"} <= names:
             raise DataError("not a stored array dataset: 'x' or 'meta' is missing")
-        meta = json.loads(str(_load(archive, "meta")[0]))
-        if meta.get("version") != STORED_VERSION or meta.get("kind") not in KINDS:
-            raise DataError(f"unknown stored array format {meta!r}")
+        meta = _stored_meta(archive)
         x = _load(archive, "x")
         y = _load(archive, "y") if "y" in names else None
         classes = _load(archive, "classes").tolist() if "classes" in names else None
     return ArrayData(x=x, y=y, classes=classes, kind=meta["kind"])
+
+
+def _stored_meta(archive: np.lib.npyio.NpzFile) -> dict[str, Any]:
+    meta = json.loads(str(_load(archive, "meta")[0]))
+    if meta.get("version") != STORED_VERSION or meta.get("kind") not in KINDS:
+        raise DataError(f"unknown stored array format {meta!r}")
+    return meta
 
 
 class StoredX:
@@ -241,9 +250,7 @@ class StoredX:
 
     def __init__(self, source: BinaryIO) -> None:
         self.archive = _open_npz(source)
-        meta = json.loads(str(_load(self.archive, "meta")[0]))
-        if meta.get("version") != STORED_VERSION or meta.get("kind") not in KINDS:
-            raise DataError(f"unknown stored array format {meta!r}")
+        _stored_meta(self.archive)
         self.shape, self.dtype = _peek_header(self.archive, "x")
 
     @property
@@ -252,13 +259,7 @@ class StoredX:
 
     def chunks(self, rows: int) -> Iterator[np.ndarray]:
         with self.archive.zip.open("x.npy") as fp:
-            version = np.lib.format.read_magic(fp)
-            read_header = (
-                np.lib.format.read_array_header_1_0
-                if version == (1, 0)
-                else np.lib.format.read_array_header_2_0
-            )
-            _, fortran_order, _ = read_header(fp)
+            _, fortran_order, _ = _read_npy_header(fp)
             if fortran_order:  # never written so by write_arrays
                 raise DataError("the stored x is in Fortran order; it cannot be read by rows")
             for start in range(0, self.n, rows):

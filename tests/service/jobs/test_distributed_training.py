@@ -284,8 +284,14 @@ def test_a_joined_node_that_stops_renewing_its_slot_fails_the_attempt_at_once(
 ) -> None:
     queue = RecordingQueue()
     # The rendezvous would wait 5 minutes for the lost node; its slot's lease lapses in 3 s.
-    first = _node(backend, "node-a", queue, worker_host="127.0.0.1", rendezvous_timeout_seconds=300)
-    first.settings = first.settings.model_copy(update={"max_attempts": 1})
+    first = _node(
+        backend,
+        "node-a",
+        queue,
+        worker_host="127.0.0.1",
+        rendezvous_timeout_seconds=300,
+        max_attempts=1,
+    )
     resources = {"processes": 1, "nodes": 2}
     job = submit(dataset_id, training={"epochs": 3, **TWO_RANKS, "resources": resources})
     thread, outcome = _in_thread(first, job["id"])
